@@ -1,0 +1,3 @@
+from wsmon.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""Keeping secrets out of everything wsmon shows: URLs, messages, logs.
+
+WebSocket endpoints carry tokens in the path (``wss://host/<token>``), in the query string
+(``?apikey=…``) and in userinfo (``user:pass@``). wsmon never shows any of them: a URL is
+shown as scheme, host and port, with a path and query values masked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
+
+__all__ = ["MASK", "SecretRegistry", "redact_url", "secrets", "url_secrets"]
+
+MASK = "****"
+_TOKEN_LIKE_LEN = 12
+
+
+def redact_url(url: str) -> str:
+    """``wss://user:pw@host:443/abc?key=v`` → ``wss://user:****@host:443/****?key=****``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return MASK
+    if not parts.scheme or host is None:
+        return MASK
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    if parts.username is not None:
+        user = parts.username + (f":{MASK}" if parts.password is not None else "")
+        netloc = f"{user}@{netloc}"
+    path = "/" + MASK if parts.path not in ("", "/") else parts.path
+    query = "&".join(
+        f"{quote(key, safe='')}={MASK}" for key, _ in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return SplitResult(parts.scheme, netloc, path, query, "").geturl()
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that redact_url masks, raw and percent-decoded, for scrubbing text."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return [url]
+    found: list[str] = []
+    if password:
+        found.append(password)
+    if parts.path not in ("", "/"):
+        found.extend((parts.path, parts.path.lstrip("/")))
+        # A token is usually one long path segment; short ones ("ws", "v1") are words, and
+        # masking every occurrence of a word in every log line would hide more than it protects.
+        found.extend(seg for seg in parts.path.split("/") if len(seg) >= _TOKEN_LIKE_LEN)
+    for _, value in parse_qsl(parts.query, keep_blank_values=True):
+        if value:
+            found.append(value)
+    if parts.query:
+        found.append(parts.query)
+    return sorted({v for s in found for v in (s, unquote(s))}, key=len, reverse=True)
+
+
+class SecretRegistry:
+    """Every secret wsmon has seen (URL parts, passwords, bearer tokens), for last-line scrubbing.
+
+    Redacting at the source is the rule; this catches what slips through (an exception
+    message quoting a URL, a library's log line). Secrets shorter than 4 characters are not
+    scrubbed: masking every "a" in a log line would hide everything and protect nothing.
+    """
+
+    _MIN_LEN = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secrets: tuple[str, ...] = ()
+
+    def add(self, values: Iterable[str]) -> None:
+        new = {v for v in values if len(v) >= self._MIN_LEN}
+        if not new.difference(self._secrets):
+            return
+        with self._lock:
+            merged = new.union(self._secrets)
+            self._secrets = tuple(sorted(merged, key=len, reverse=True))
+
+    def add_url(self, url: str) -> None:
+        self.add(url_secrets(url))
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+# The process-wide registry: config loading and probes register, logging and errors scrub.
+secrets = SecretRegistry()

@@ -1,0 +1,68 @@
+"""Parsing a probe target URL (``ws://`` / ``wss://``) into what the probe needs."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from wsmon.errors import TargetError
+from wsmon.redact import redact_url, secrets
+
+__all__ = ["TargetURL", "parse_target"]
+
+_DEFAULT_PORTS = {"ws": 80, "wss": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class TargetURL:
+    secure: bool
+    host: str  # without brackets for IPv6
+    port: int
+    resource: str  # path and query, as sent in the request line
+    host_header: str
+    is_ip: bool
+    basic_auth: str | None  # base64 "user:password" from the URL's userinfo
+    redacted: str
+
+
+def parse_target(url: str) -> TargetURL:
+    """Raise TargetError with a message that never quotes the URL (it may hold a token)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        raise TargetError(f"unparsable target URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        shown = f"{scheme}://" if scheme else "no scheme"
+        raise TargetError(f"unsupported scheme {shown}: the target must be a ws:// or wss:// URL")
+    if not host:
+        raise TargetError("the target URL has no host")
+    secrets.add_url(url)
+    default_port = _DEFAULT_PORTS[scheme]
+    port = default_port if port is None else port
+    try:
+        is_ip = bool(ipaddress.ip_address(host))
+    except ValueError:
+        is_ip = False
+    bracketed = f"[{host}]" if ":" in host else host
+    host_header = bracketed if port == default_port else f"{bracketed}:{port}"
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    basic_auth = None
+    if parts.username is not None:
+        userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        basic_auth = base64.b64encode(userinfo.encode()).decode()
+        secrets.add([basic_auth])
+    return TargetURL(
+        secure=scheme == "wss",
+        host=host,
+        port=port,
+        resource=resource,
+        host_header=host_header,
+        is_ip=is_ip,
+        basic_auth=basic_auth,
+        redacted=redact_url(url),
+    )
