@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from time import perf_counter
+from typing import cast
 
 from wsmon.frames import (
     OP_CLOSE,
     OP_PING,
     OP_PONG,
+    OP_TEXT,
     FrameParser,
     ProtocolError,
     close_payload,
@@ -35,9 +37,7 @@ class ConnectionClosed(Exception):
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(
-        self, request: bytes, key: str, subprotocols: tuple[str, ...], max_message_size: int
-    ) -> None:
+    def __init__(self, request: bytes, key: str, subprotocols: tuple[str, ...], max_message_size: int) -> None:
         self.transport: asyncio.Transport | None = None
         self._request = request
         self._key = key
@@ -52,9 +52,9 @@ class ClientConnection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self._request)
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
         now = perf_counter()  # first: everything after this would make round trips look longer
@@ -100,7 +100,7 @@ class ClientConnection(asyncio.Protocol):
         return sent
 
     def send_text(self, text: str) -> float:
-        frame = encode_frame(0x1, text.encode())
+        frame = encode_frame(OP_TEXT, text.encode())
         assert self.transport is not None
         sent = perf_counter()
         self.transport.write(frame)

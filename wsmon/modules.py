@@ -113,9 +113,7 @@ _AUTH_KEYS = {"username", "password", "password_file"}
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(sorted(allowed))}"
-        )
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(sorted(allowed))}")
 
 
 def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -155,9 +153,7 @@ def _parse_step(table: Any, where: str) -> Step:
     step = Step(
         send=_typed(table, "send", str, where) if "send" in table else None,
         expect=_regex(_typed(table, "expect", str, where), where) if "expect" in table else None,
-        expect_json=_json_path(_typed(table, "expect_json", str, where), where)
-        if "expect_json" in table
-        else None,
+        expect_json=_json_path(_typed(table, "expect_json", str, where), where) if "expect_json" in table else None,
         extract=_json_path(_typed(table, "extract", str, where), where) if "extract" in table else None,
         value_name=_typed(table, "name", str, where) if "name" in table else "value",
     )
@@ -181,9 +177,7 @@ def _secret(table: Mapping[str, Any], key: str, where: str, env: Mapping[str, st
     return None
 
 
-def parse_module(
-    name: str, table: Mapping[str, Any], where: str, env: Mapping[str, str] | None = None
-) -> Module:
+def parse_module(name: str, table: Mapping[str, Any], where: str, env: Mapping[str, str] | None = None) -> Module:
     """Validate a ``[modules.<name>]`` table; ConfigError names the first thing wrong."""
     where = f"{where}: module {name!r}"
     _check_keys(table, _MODULE_KEYS, where)

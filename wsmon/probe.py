@@ -12,7 +12,9 @@ import json
 import socket
 import ssl
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
+
+import structlog
 
 from wsmon.connection import ClientConnection, ConnectionClosed
 from wsmon.errors import TargetError
@@ -115,9 +117,7 @@ async def probe(url: str, module: Module, timeout: float, *, log: ProbeLog | Non
 class _Probe:
     """The mutable state of one probe run; it ends as a ProbeResult."""
 
-    def __init__(
-        self, target: TargetURL, module: Module, timeout: float, log: ProbeLog | None, start: float
-    ) -> None:
+    def __init__(self, target: TargetURL, module: Module, timeout: float, log: ProbeLog | None, start: float) -> None:
         self.target, self.module, self.timeout, self.log, self.start = target, module, timeout, log, start
         self.deadline = asyncio.get_running_loop().time() + timeout
         self.phase = Phase.RESOLVE
@@ -146,9 +146,13 @@ class _Probe:
             async with asyncio.timeout(self.timeout):
                 await self._open()
                 if self.module.ping:
+                    began = perf_counter()
                     await self._pings()
+                    self._timed(Phase.PING, began)
                 if self.module.steps:
+                    began = perf_counter()
                     await self._steps()
+                    self._timed(Phase.MESSAGE, began)
                 self.phase = Phase.CLOSE
                 began = perf_counter()
                 assert self.conn is not None
@@ -172,6 +176,11 @@ class _Probe:
         except (OSError, EOFError, ssl.CertificateError) as exc:
             reason = classify(exc, self.phase)
             error = f"{self.phase} failed: {_describe(exc)}"
+        except Exception as exc:  # a bug in wsmon: report it, never let it take /probe down
+            reason, error = Reason.INTERNAL, f"internal error during {self.phase}: {_describe(exc)}"
+            structlog.get_logger("wsmon.probe").error(
+                "probe crashed", target=self.target.redacted, error=secrets.scrub(repr(exc))
+            )
         finally:
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.abort()
@@ -211,9 +220,7 @@ class _Probe:
             raise socket.gaierror(f"no {module.ip_protocol} address for the host")
         return addresses
 
-    async def _connect(
-        self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]]
-    ) -> socket.socket:
+    async def _connect(self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]]) -> socket.socket:
         last: OSError | None = None
         for family, sockaddr in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -262,8 +269,7 @@ class _Probe:
         except BaseException:
             sock.close()
             raise
-        assert isinstance(transport, asyncio.Transport)
-        self.conn, self.transport = conn, transport
+        self.conn, self.transport = conn, cast(asyncio.Transport, transport)
         if context is not None:
             ssl_object = transport.get_extra_info("ssl_object")
             self.tls_version = ssl_object.version() if ssl_object else None
@@ -345,9 +351,7 @@ class _Probe:
             raise failure
         value = failure
         self.steps.append(
-            StepResult(
-                index, True, duration, value_name=step.value_name if step.extract else None, value=value
-            )
+            StepResult(index, True, duration, value_name=step.value_name if step.extract else None, value=value)
         )
         if self.log is not None:
             self.log("message step done", step=index + 1, seconds=round(duration, 6), value=value)

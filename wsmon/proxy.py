@@ -37,9 +37,7 @@ def parse_proxy(url: str | None) -> Proxy | None:
     return Proxy(host=parts.hostname or "", port=parts.port or 3128, authorization=auth)
 
 
-async def proxy_connect(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, target: TargetURL, proxy: Proxy
-) -> None:
+async def proxy_connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, target: TargetURL, proxy: Proxy) -> None:
     """Ask the proxy for a tunnel to the target; raise ProxyError unless it answers 2xx."""
     authority = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
     lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]

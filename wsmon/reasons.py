@@ -31,6 +31,7 @@ class Reason(StrEnum):
     MESSAGE_MISMATCH = "message_mismatch"
     MESSAGE_TOO_LARGE = "message_too_large"
     CLOSE_TIMEOUT = "close_timeout"
+    INTERNAL = "internal"  # a bug in wsmon, logged with its details
 
 
 class Phase(StrEnum):

@@ -34,9 +34,7 @@ def redact_url(url: str) -> str:
         user = parts.username + (f":{MASK}" if parts.password is not None else "")
         netloc = f"{user}@{netloc}"
     path = "/" + MASK if parts.path not in ("", "/") else parts.path
-    query = "&".join(
-        f"{quote(key, safe='')}={MASK}" for key, _ in parse_qsl(parts.query, keep_blank_values=True)
-    )
+    query = "&".join(f"{quote(key, safe='')}={MASK}" for key, _ in parse_qsl(parts.query, keep_blank_values=True))
     return SplitResult(parts.scheme, netloc, path, query, "").geturl()
 
 

@@ -25,9 +25,7 @@ def expand_env(text: str, where: str, env: Mapping[str, str] | None = None) -> s
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in environ:
-            raise ConfigError(
-                f"{where}: environment variable {name} is not set; export it or use a *_file key"
-            )
+            raise ConfigError(f"{where}: environment variable {name} is not set; export it or use a *_file key")
         value = environ[name]
         secrets.add([value])
         return value

@@ -1,0 +1,206 @@
+"""``/probe``, ``/metrics`` and the health endpoints, over real HTTP against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.exporter import RunningExporter, running_exporter
+from wsmon.config import parse_config
+
+SEED_SIX = [
+    "probe_success",
+    "probe_duration_seconds",
+    "probe_websocket_up",
+    "probe_websocket_connection_duration_seconds",
+    "probe_websocket_ping_pong_success",
+    "probe_websocket_ping_pong_duration_seconds",
+]
+SEED_HELP = {
+    "probe_success": "Displays whether or not the probe was a success",
+    "probe_duration_seconds": "Returns how long the probe took to complete in seconds",
+    "probe_websocket_up": "Displays whether the WebSocket connection was successful",
+    "probe_websocket_connection_duration_seconds": "Duration of the WebSocket connection establishment",
+    "probe_websocket_ping_pong_success": "Displays whether the WebSocket ping-pong was successful",
+    "probe_websocket_ping_pong_duration_seconds": "Duration between ping and pong messages",
+}
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return samples(text)[(name, tuple(sorted(labels.items())))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def exporter() -> RunningExporter:
+    async with running_exporter() as running:
+        yield running  # type: ignore[misc]
+
+
+async def test_probe_success_has_the_seed_six_first_with_their_help(exporter: RunningExporter) -> None:
+    response = await exporter.client.get("/probe", params={"target": exporter.echo_url})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = list(text_string_to_metric_families(response.text))
+    assert [f.name for f in families[:6]] == SEED_SIX
+    for family in families[:6]:
+        assert family.documentation == SEED_HELP[family.name]
+    text = response.text
+    assert value(text, "probe_success") == 1
+    assert value(text, "probe_websocket_up") == 1
+    assert value(text, "probe_websocket_ping_pong_success") == 1
+    assert value(text, "probe_websocket_status_code") == 101
+    duration = value(text, "probe_duration_seconds")
+    phases = {
+        dict(labels)["phase"]: v
+        for (name, labels), v in samples(text).items()
+        if name == "probe_websocket_duration_seconds"
+    }
+    assert set(phases) == {"resolve", "connect", "upgrade", "ping", "close"}
+    assert 0 < sum(phases.values()) <= duration < 5
+    assert 0 < value(text, "probe_websocket_ping_pong_duration_seconds") <= phases["ping"]
+    assert 0 < value(text, "probe_websocket_connection_duration_seconds") <= duration
+
+
+async def test_probe_failure_reports_reason(exporter: RunningExporter) -> None:
+    response = await exporter.client.get("/probe", params={"target": f"ws://127.0.0.1:{free_port()}/"})
+    text = response.text
+    assert response.status_code == 200
+    assert value(text, "probe_success") == 0
+    assert value(text, "probe_websocket_up") == 0
+    assert value(text, "probe_websocket_failure_info", reason="refused") == 1
+    assert ("probe_websocket_connection_duration_seconds", ()) not in samples(text)
+
+
+async def test_connect_module_exports_no_ping_figures(exporter: RunningExporter) -> None:
+    response = await exporter.client.get("/probe", params={"target": exporter.echo_url, "module": "connect"})
+    found = samples(response.text)
+    assert found[("probe_success", ())] == 1
+    assert ("probe_websocket_ping_pong_success", ()) not in found
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "missing target parameter: use ?target=wss://host/path\n"),
+        ({"target": ""}, "missing target parameter: use ?target=wss://host/path\n"),
+        ({"target": "http://example.com/x"}, "unsupported scheme http://: the target must be a ws:// or wss:// URL\n"),
+        ({"target": "example.com"}, "unsupported scheme no scheme: the target must be a ws:// or wss:// URL\n"),
+        ({"target": "ws://[::1/x"}, "unparsable target URL (Invalid IPv6 URL)\n"),
+        ({"target": "ws:///path"}, "the target URL has no host\n"),
+        (
+            {"target": "ws://127.0.0.1/", "module": "nope"},
+            "unknown module 'nope': known modules are connect, ping\n",
+        ),
+    ],
+)
+async def test_bad_requests_get_400_with_one_line(exporter: RunningExporter, params: dict[str, str], message: str) -> None:
+    response = await exporter.client.get("/probe", params=params)
+    assert response.status_code == 400
+    assert response.text == message
+
+
+@pytest.mark.parametrize(("header", "expected"), [("1.5", 1.0), ("1.500", 1.0), ("0.3", 0.3), ("60", 10.0)])
+async def test_timeout_is_the_smallest_of_flag_module_and_scrape_header(
+    exporter: RunningExporter, header: str, expected: float
+) -> None:
+    response = await exporter.client.get(
+        "/probe",
+        params={"target": exporter.echo_url},
+        headers={"X-Prometheus-Scrape-Timeout-Seconds": header},
+    )
+    assert value(response.text, "probe_timeout_seconds") == pytest.approx(expected)
+
+
+async def test_module_timeout_caps_the_flag() -> None:
+    config = parse_config({"modules": {"quick": {"timeout": "2s"}}}, "test.toml")
+    async with running_exporter(config) as running:
+        response = await running.client.get("/probe", params={"target": running.echo_url, "module": "quick"})
+        assert value(response.text, "probe_timeout_seconds") == 2.0
+
+
+async def test_bad_scrape_header_is_rejected(exporter: RunningExporter) -> None:
+    response = await exporter.client.get(
+        "/probe", params={"target": exporter.echo_url}, headers={"X-Prometheus-Scrape-Timeout-Seconds": "soon"}
+    )
+    assert response.status_code == 400
+    assert response.text.startswith("bad X-Prometheus-Scrape-Timeout-Seconds header:")
+
+
+async def test_openmetrics_when_the_scraper_prefers_it(exporter: RunningExporter) -> None:
+    accept = "application/openmetrics-text;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    response = await exporter.client.get("/probe", params={"target": exporter.echo_url}, headers={"Accept": accept})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+    text_first = "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5"
+    response = await exporter.client.get(
+        "/probe", params={"target": exporter.echo_url}, headers={"Accept": text_first}
+    )
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+async def test_debug_shows_the_probe_log_then_the_metrics(exporter: RunningExporter) -> None:
+    response = await exporter.client.get("/probe", params={"target": exporter.echo_url, "debug": "true"})
+    logs, _, metrics = response.text.partition("\n\nMetrics that would have been returned:\n")
+    assert logs.startswith("Logs for the probe:\n")
+    assert "upgrade done" in logs
+    assert "pong" in logs
+    assert value(metrics, "probe_success") == 1
+
+
+async def test_metrics_count_probes_by_module_and_result(exporter: RunningExporter) -> None:
+    await exporter.client.get("/probe", params={"target": exporter.echo_url})
+    await exporter.client.get("/probe", params={"target": f"ws://127.0.0.1:{free_port()}/", "module": "connect"})
+    text = (await exporter.client.get("/metrics")).text
+    assert value(text, "wsmon_exporter_probes_total", module="ping", result="success") == 1
+    assert value(text, "wsmon_exporter_probes_total", module="connect", result="failure") == 1
+    assert value(text, "wsmon_exporter_probe_duration_seconds_count", module="ping") == 1
+    assert value(text, "wsmon_probes_in_flight") == 0
+    assert "process_cpu_seconds_total" in text
+
+
+async def test_health_endpoints_and_index(exporter: RunningExporter) -> None:
+    for path in ("/-/healthy", "/-/ready"):
+        response = await exporter.client.get(path)
+        assert response.status_code == 200
+    index = (await exporter.client.get("/")).text
+    assert 'href="/metrics"' in index
+    assert "/probe?target=ws://127.0.0.1:" in index
+
+
+async def test_a_thousand_concurrent_probes_never_mix() -> None:
+    """Half the probes succeed, half are refused; each answer must match its own target.
+
+    The echo endpoint, the exporter and the 1,000 clients share one event loop here, so the
+    probes get a deadline that such a crowd cannot exhaust: this test is about mixing, not speed.
+    """
+    refused = f"ws://127.0.0.1:{free_port()}/"
+    async with running_exporter(timeout=60.0) as exporter:
+
+        async def one(i: int) -> tuple[int, str]:
+            target = exporter.echo_url if i % 2 else refused
+            response = await exporter.client.get("/probe", params={"target": target, "module": "ping"})
+            return i, response.text
+
+        answers = await asyncio.gather(*(one(i) for i in range(1000)))
+    assert len(answers) == 1000
+    for i, text in answers:
+        found = samples(text)
+        assert found[("probe_success", ())] == i % 2, f"probe {i} got another probe's answer: {text}"
+        assert (("probe_websocket_failure_info", (("reason", "refused"),)) in found) == (i % 2 == 0)

@@ -1,0 +1,228 @@
+"""The ``wsmon`` command: ``serve``, ``check`` and ``config check``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from typing import Annotated
+
+import typer
+
+from wsmon import __version__
+from wsmon.check_output import probe_json, probe_line, probe_report, summary_json, summary_lines
+from wsmon.config import Config, load_config
+from wsmon.durations import parse_duration
+from wsmon.errors import ConfigError, TargetError
+from wsmon.logs import LogFormat, configure_logging
+from wsmon.modules import TLSOptions
+from wsmon.probe import probe
+from wsmon.probe_log import ProbeLog
+from wsmon.redact import secrets
+from wsmon.result import ProbeResult
+from wsmon.serve import parse_listen_address, run, serve
+from wsmon.target_url import parse_target
+from wsmon.web import ExporterState
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="wsmon: WebSocket endpoint monitor for Prometheus and VictoriaMetrics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # rich tracebacks print local variables: URLs, tokens
+)
+config_app = typer.Typer(help="Work with config files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+EXIT_UP, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
+
+
+def _fail_usage(message: str) -> typer.Exit:
+    typer.echo(f"wsmon: error: {secrets.scrub(message)}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _duration(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _load(path: str | None) -> Config:
+    return Config() if path is None else load_config(path)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wsmon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    pass
+
+
+@app.command(name="serve")
+def serve_command(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="Config file (TOML); without it wsmon is a pure /probe exporter."),
+    ] = None,
+    listen_address: Annotated[
+        str, typer.Option("--web.listen-address", help="Address to listen on, host:port.")
+    ] = ":9095",
+    telemetry_path: Annotated[
+        str, typer.Option("--web.telemetry-path", help="Path for the exporter's own metrics.")
+    ] = "/metrics",
+    probe_path: Annotated[str, typer.Option("--web.probe-path", help="Path of the probe endpoint.")] = "/probe",
+    timeout: Annotated[
+        str, typer.Option("--timeout", help="Longest a probe may take (Go duration, e.g. 10s).")
+    ] = "10s",
+    timeout_offset: Annotated[
+        str, typer.Option("--timeout-offset", help="Subtracted from the scraper's timeout header.")
+    ] = "500ms",
+    ping_interval: Annotated[
+        str, typer.Option("--ping.interval", help="Ping period of persistent connections.")
+    ] = "1s",
+    debug: Annotated[bool, typer.Option("--debug", help="Log every probe's phases.")] = False,
+    log_format: Annotated[str, typer.Option("--log.format", help="Log format: console or json.")] = "console",
+) -> None:
+    """Serve /probe, /metrics and health endpoints (blackbox_exporter style)."""
+    fmt = _log_format(log_format)
+    configure_logging(logging.DEBUG if debug else logging.INFO, fmt)
+    try:
+        host, port = parse_listen_address(listen_address)
+        if not telemetry_path.startswith("/") or not probe_path.startswith("/"):
+            raise ValueError("--web.telemetry-path and --web.probe-path must start with /")
+        loaded = _load(config)
+    except (ValueError, ConfigError) as exc:
+        raise _fail_usage(str(exc)) from None
+    flag_timeout = _duration(timeout)
+    _duration(ping_interval)
+    state = ExporterState(
+        config=loaded,
+        timeout=loaded.settings.timeout if loaded.settings.timeout and timeout == "10s" else flag_timeout,
+        timeout_offset=_duration(timeout_offset),
+        debug=debug,
+        telemetry_path=telemetry_path,
+        probe_path=probe_path,
+    )
+    run(lambda: serve(state, host, port))
+
+
+def _log_format(value: str) -> LogFormat:
+    if value not in ("console", "json"):
+        raise _fail_usage(f"--log.format must be console or json, not {value!r}")
+    return "json" if value == "json" else "console"
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise _fail_usage(f"--header {name.strip()!r}…: use 'Name: value'")
+    return name.strip(), value.strip()
+
+
+@app.command(name="check")
+def check_command(
+    url: Annotated[str, typer.Argument(help="ws:// or wss:// URL to probe.")],
+    module: Annotated[str, typer.Option("--module", "-m", help="Module: ping, connect or one of --config.")] = "ping",
+    config: Annotated[str | None, typer.Option("--config", help="Config file with [modules.*].")] = None,
+    ping: Annotated[
+        bool | None, typer.Option("--ping/--no-ping", help="Override the module: ping or connect only.")
+    ] = None,
+    pings: Annotated[int | None, typer.Option("--pings", min=1, max=100, help="Pings per probe.")] = None,
+    timeout: Annotated[str, typer.Option("--timeout", "-t", help="Deadline of each probe.")] = "10s",
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", "-H", help="Extra request header 'Name: value' (repeatable)."),
+    ] = None,
+    subprotocol: Annotated[
+        list[str] | None, typer.Option("--subprotocol", help="Offer a subprotocol (repeatable).")
+    ] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", "-k", help="Skip TLS certificate verification.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per line).")] = False,
+    count: Annotated[int, typer.Option("--count", "-c", min=1, help="Probe N times, like ping.")] = 1,
+    interval: Annotated[str, typer.Option("--interval", "-i", help="Pause between probes with --count.")] = "1s",
+    debug: Annotated[bool, typer.Option("--debug", help="Log each phase to stderr.")] = False,
+) -> None:
+    """Probe a URL once (or --count times) and exit 0 if up, 1 if down, 2 on bad usage."""
+    configure_logging(logging.DEBUG if debug else logging.WARNING)
+    deadline, pause = _duration(timeout), _duration(interval)
+    try:
+        loaded = _load(config)
+        target = parse_target(url).redacted
+    except (ConfigError, TargetError) as exc:
+        raise _fail_usage(str(exc)) from None
+    chosen = loaded.modules.get(module)
+    if chosen is None:
+        raise _fail_usage(f"unknown module {module!r}: known modules are {', '.join(sorted(loaded.modules))}")
+    overrides: dict[str, object] = {}
+    if ping is not None:
+        overrides["ping"] = ping
+    if pings is not None:
+        overrides["pings"] = pings
+    if header:
+        extra = tuple(_header(h) for h in header)
+        secrets.add(v for k, v in extra if k.lower() in ("authorization", "cookie"))
+        overrides["headers"] = (*chosen.headers, *extra)
+    if subprotocol:
+        overrides["subprotocols"] = tuple(subprotocol)
+    if insecure:
+        tls = chosen.tls
+        overrides["tls"] = TLSOptions(tls.ca_file, tls.cert_file, tls.key_file, tls.server_name, True)
+    chosen = chosen.with_overrides(**overrides)
+    deadline = min(deadline, chosen.timeout) if chosen.timeout else deadline
+
+    results: list[ProbeResult] = []
+    started = time.monotonic()
+
+    async def probe_all() -> None:
+        import asyncio
+
+        for seq in range(1, count + 1):
+            if seq > 1:
+                await asyncio.sleep(pause)
+            log = ProbeLog(target, keep=False, emit=True) if debug else None
+            result = await probe(url, chosen, deadline, log=log)
+            results.append(result)
+            if as_json:
+                typer.echo(json.dumps(probe_json(target, module, result)))
+            elif count == 1:
+                typer.echo("\n".join(probe_report(target, module, result)))
+            else:
+                typer.echo(probe_line(seq, result))
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the summary so far follows
+        run(probe_all)
+    if count > 1 or len(results) != count:
+        elapsed = time.monotonic() - started
+        if as_json:
+            typer.echo(json.dumps(summary_json(target, results, elapsed)))
+        else:
+            typer.echo("\n".join(summary_lines(target, results, elapsed)))
+    all_up = bool(results) and all(r.success for r in results)
+    raise typer.Exit(EXIT_UP if all_up else EXIT_DOWN)
+
+
+@config_app.command(name="check")
+def config_check_command(path: Annotated[str, typer.Argument(help="Config file to validate.")]) -> None:
+    """Validate a config file: exit 0 if valid, 2 with the first problem otherwise."""
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        raise _fail_usage(str(exc)) from None
+    typer.echo(f"{path}: valid ({len(loaded.modules)} modules)")
+
+
+def main() -> None:
+    app()

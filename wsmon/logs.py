@@ -1,0 +1,63 @@
+"""Logging, configured in one place: structlog for wsmon, the stdlib for libraries (uvicorn).
+
+Every line passes a last scrub of known secrets, exception texts and tracebacks included.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from types import TracebackType
+from typing import Any, Literal
+
+import structlog
+
+from wsmon.redact import secrets
+
+__all__ = ["configure_logging"]
+
+LogFormat = Literal["console", "json"]
+
+
+def _scrub_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    return {k: secrets.scrub(v) if isinstance(v, str) else v for k, v in event.items()}
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return secrets.scrub(super().format(record))
+
+
+def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    import traceback
+
+    sys.stderr.write(secrets.scrub("".join(traceback.format_exception(kind, exc, tb))))
+
+
+def configure_logging(level: int = logging.INFO, fmt: LogFormat = "console") -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _scrub_event,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn reports every WebSocket connection at INFO: one line per probe of the echo endpoint.
+    logging.getLogger("uvicorn.error").setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    sys.excepthook = _excepthook

@@ -1,0 +1,153 @@
+"""The HTTP face of ``wsmon serve``: ``/probe``, ``/metrics``, health, and a small index.
+
+Handlers only read state and run probes; they never change configuration or results.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from wsmon import __version__
+from wsmon.config import Config
+from wsmon.errors import TargetError
+from wsmon.exporter_metrics import ExporterMetrics
+from wsmon.exposition import render
+from wsmon.probe import probe
+from wsmon.probe_log import ProbeLog
+from wsmon.probe_metrics import ProbeFamilies
+from wsmon.target_url import parse_target
+from wsmon.timeouts import probe_timeout
+
+__all__ = ["ECHO_PATH", "ExporterState", "create_app"]
+
+ECHO_PATH = "/ws/echo"
+_SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+
+
+@dataclass
+class ExporterState:
+    config: Config
+    timeout: float = 10.0  # --timeout
+    timeout_offset: float = 0.5  # subtracted from the scraper's deadline
+    debug: bool = False  # --debug: log every probe's phases
+    telemetry_path: str = "/metrics"
+    probe_path: str = "/probe"
+    metrics: ExporterMetrics = field(default_factory=ExporterMetrics)
+
+
+def _bad_request(message: str) -> PlainTextResponse:
+    return PlainTextResponse(message + "\n", status_code=400)
+
+
+async def _probe(request: Request) -> Response:
+    state: ExporterState = request.app.state.exporter
+    params = request.query_params
+    target = params.get("target")
+    if not target:
+        return _bad_request("missing target parameter: use ?target=wss://host/path")
+    module_name = params.get("module", "ping")
+    module = state.config.modules.get(module_name)
+    if module is None:
+        known = ", ".join(sorted(state.config.modules))
+        return _bad_request(f"unknown module {module_name!r}: known modules are {known}")
+    try:
+        redacted = parse_target(target).redacted
+    except TargetError as exc:
+        return _bad_request(str(exc))
+    try:
+        timeout = probe_timeout(
+            state.timeout, module.timeout, request.headers.get(_SCRAPE_TIMEOUT_HEADER), state.timeout_offset
+        )
+    except ValueError as exc:
+        return _bad_request(f"bad {_SCRAPE_TIMEOUT_HEADER} header: {exc}")
+    debug = params.get("debug", "").lower() == "true"
+    log = ProbeLog(redacted, keep=debug, emit=state.debug) if debug or state.debug else None
+    metrics = state.metrics
+    metrics.in_flight.inc()
+    try:
+        result = await probe(target, module, timeout, log=log)
+    finally:
+        metrics.in_flight.dec()
+    metrics.observe(module_name, result)
+    families = ProbeFamilies()
+    families.add(result, {}, ping_enabled=module.ping)
+    if debug and log is not None:
+        text, _ = render(families, "text/plain")
+        body = "Logs for the probe:\n" + "\n".join(log.lines) + "\n\nMetrics that would have been returned:\n"
+        return PlainTextResponse(body + text.decode())
+    body_bytes, content_type = render(families, request.headers.get("accept"))
+    return Response(body_bytes, media_type=content_type)
+
+
+async def _metrics(request: Request) -> Response:
+    state: ExporterState = request.app.state.exporter
+    body, content_type = render(state.metrics.registry, request.headers.get("accept"))
+    return Response(body, media_type=content_type)
+
+
+async def _healthy(_: Request) -> Response:
+    return PlainTextResponse("wsmon is Healthy.\n")
+
+
+async def _ready(_: Request) -> Response:
+    return PlainTextResponse("wsmon is Ready.\n")
+
+
+async def _index(request: Request) -> Response:
+    state: ExporterState = request.app.state.exporter
+    links = [
+        (state.telemetry_path, "Metrics"),
+        (
+            f"{state.probe_path}?target=ws://127.0.0.1:{request.url.port or 80}{ECHO_PATH}",
+            "Probe the built-in echo endpoint",
+        ),
+        (
+            f"{state.probe_path}?target=ws://127.0.0.1:{request.url.port or 80}{ECHO_PATH}&debug=true",
+            "…with debug output",
+        ),
+        ("/-/healthy", "Health"),
+        ("/-/ready", "Readiness"),
+    ]
+    items = "".join(f'<li><a href="{html.escape(href)}">{html.escape(text)}</a></li>' for href, text in links)
+    return HTMLResponse(
+        f"<!doctype html><html><head><title>wsmon</title></head><body><h1>wsmon {__version__}</h1>"
+        f"<p>WebSocket endpoint monitor.</p><ul>{items}</ul></body></html>"
+    )
+
+
+async def _echo(websocket: WebSocket) -> None:
+    """A WebSocket echo endpoint, so that a fresh install has something to watch offline."""
+    await websocket.accept()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await websocket.send_text(message["text"])
+            elif message.get("bytes") is not None:
+                await websocket.send_bytes(message["bytes"])
+    except WebSocketDisconnect:
+        return
+
+
+def create_app(state: ExporterState) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/", _index),
+            Route(state.probe_path, _probe),
+            Route(state.telemetry_path, _metrics),
+            Route("/-/healthy", _healthy, methods=["GET", "HEAD"]),
+            Route("/-/ready", _ready, methods=["GET", "HEAD"]),
+            WebSocketRoute(ECHO_PATH, _echo),
+        ]
+    )
+    app.state.exporter = state
+    return app
