@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from tests import servers
 from tests.servers import Server, TLSCertificates
 

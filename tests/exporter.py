@@ -24,18 +24,37 @@ class RunningExporter:
     def echo_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}{ECHO_PATH}"
 
+    async def get_body(self, path: str) -> str:
+        """GET on a connection of its own; httpx's pool slows down quadratically past ~100 in flight."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            response = await reader.read()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        return body.decode()
+
 
 @contextlib.asynccontextmanager
 async def running_exporter(config: Config | None = None, **settings: object) -> AsyncIterator[RunningExporter]:
     state = ExporterState(config=config or Config(), **settings)  # type: ignore[arg-type]
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(state), host="127.0.0.1", port=0, log_config=None, access_log=False,
-            lifespan="off", ws_ping_interval=None, backlog=4096,
+            create_app(state),
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ws_ping_interval=None,
+            backlog=4096,
         )
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -42,9 +43,7 @@ def unmask(frame: bytes) -> tuple[int, int, bool, bytes]:
 # --- encode_frame -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("length", "header_size"), [(0, 2), (1, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)]
-)
+@pytest.mark.parametrize(("length", "header_size"), [(0, 2), (1, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)])
 @pytest.mark.parametrize("opcode", [OP_TEXT, OP_PING, OP_CLOSE])
 def test_encode_frame(opcode: int, length: int, header_size: int) -> None:
     payload = bytes(i % 251 for i in range(length))
@@ -223,7 +222,7 @@ def expected(items: list[tuple[int, bytes | list[bytes]]], keep_data: bool, max_
 
 def split(stream: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
-    return [stream[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [stream[a:b] for a, b in itertools.pairwise(points)]
 
 
 @given(messages(), st.lists(st.integers(min_value=0), max_size=30), st.booleans(), st.integers(0, 700))

@@ -97,20 +97,28 @@ def test_repeated_headers_are_joined() -> None:
         ((GOOD[0], "Upgrade: h2c", *GOOD[2:]), (), "the 101 answer lacks 'Upgrade: websocket'", 101),
         ((*GOOD[:2], GOOD[3]), (), "the 101 answer lacks 'Connection: Upgrade'", 101),
         (GOOD[:3], (), "wrong Sec-WebSocket-Accept in the 101 answer", 101),
-        ((*GOOD[:3], "Sec-WebSocket-Accept: " + accept_key("other")), (), "wrong Sec-WebSocket-Accept in the 101 answer", 101),
+        (
+            (*GOOD[:3], "Sec-WebSocket-Accept: " + accept_key("other")),
+            (),
+            "wrong Sec-WebSocket-Accept in the 101 answer",
+            101,
+        ),
         (
             (*GOOD, "Sec-WebSocket-Extensions: permessage-deflate"),
             (),
             "the server enabled an extension that was not offered",
             101,
         ),
-        ((*GOOD, "Sec-WebSocket-Protocol: v3"), ("v1", "v2"), "the server chose subprotocol 'v3', which was not offered", 101),
+        (
+            (*GOOD, "Sec-WebSocket-Protocol: v3"),
+            ("v1", "v2"),
+            "the server chose subprotocol 'v3', which was not offered",
+            101,
+        ),
         ((*GOOD, "Sec-WebSocket-Protocol: v1"), (), "the server chose subprotocol 'v1', which was not offered", 101),
     ],
 )
-def test_invalid_responses(
-    lines: tuple[str, ...], offered: tuple[str, ...], message: str, status: int | None
-) -> None:
+def test_invalid_responses(lines: tuple[str, ...], offered: tuple[str, ...], message: str, status: int | None) -> None:
     with pytest.raises(HandshakeError) as caught:
         parse_response(head(*lines), KEY, offered)
     assert (str(caught.value), caught.value.status) == (message, status)

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Callable
 from time import perf_counter
 
 import pytest
+
 from tests import servers
 from tests.servers import MS, SNAPSHOT_SIZE, Server, TLSCertificates
-
 from wsmon.jsonpath import JsonPath
 from wsmon.modules import BUILTIN_MODULES, Module, Step, TLSOptions
 from wsmon.probe import probe
@@ -364,9 +364,7 @@ async def test_tls_with_ca_file(tls_server: Server, tls_certificates: TLSCertifi
 
 
 async def test_tls_server_name_mismatch(tls_server: Server, tls_certificates: TLSCertificates) -> None:
-    module = PING.with_overrides(
-        tls=TLSOptions(ca_file=tls_certificates.ca_file, server_name="not-the-server.example")
-    )
+    module = PING.with_overrides(tls=TLSOptions(ca_file=tls_certificates.ca_file, server_name="not-the-server.example"))
     result = await run(tls_server.url(), module, HOSTILE_TIMEOUT)
     assert_failed(result, Reason.TLS)
 
@@ -387,9 +385,7 @@ def _canary_urls(base: str) -> list[str]:
 
 
 @pytest.mark.parametrize("where", ["path", "segment", "query", "userinfo"])
-@pytest.mark.parametrize(
-    "kind", ["refused", "dns", "silent", "http_401", "bad_accept", "no_pong", "tls", "closed"]
-)
+@pytest.mark.parametrize("kind", ["refused", "dns", "silent", "http_401", "bad_accept", "no_pong", "tls", "closed"])
 async def test_canary_secret_never_in_the_error(
     kind: str, where: str, refused_url: str, tls_certificates: TLSCertificates
 ) -> None:

@@ -13,7 +13,7 @@ from wsmon.result import ProbeResult
 __all__ = ["ExporterMetrics"]
 
 # `*_created` series double the output and no dashboard or alert of wsmon's uses them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 

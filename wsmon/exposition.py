@@ -1,7 +1,8 @@
 """Serialising metric families for scrapers: text 0.0.4 or OpenMetrics, by ``Accept``.
 
-Text is always format 0.0.4, which every scraper reads. ``prometheus_client.exposition.choose_encoder`` takes the first type listed in ``Accept`` and
-ignores ``q``; scrapers list several with weights, so wsmon honours the weights.
+Text is always format 0.0.4, which every scraper reads. ``prometheus_client``'s own
+``choose_encoder`` takes the first type listed in ``Accept`` and ignores ``q``; scrapers list
+several with weights, so wsmon honours the weights.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def choose_format(accept: str | None) -> tuple[str, Encoder]:
         default=(0.0, 0),
     )
     if best is not None and best >= text_q:
-        return openmetrics.CONTENT_TYPE_LATEST, openmetrics.generate_latest  # type: ignore[return-value]
-    return exposition.CONTENT_TYPE_PLAIN_0_0_4, exposition.generate_latest  # type: ignore[return-value]
+        return openmetrics.CONTENT_TYPE_LATEST, openmetrics.generate_latest
+    return exposition.CONTENT_TYPE_PLAIN_0_0_4, exposition.generate_latest
 
 
 def render(collector: Collector, accept: str | None) -> tuple[bytes, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
 from types import TracebackType
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ __all__ = ["configure_logging"]
 LogFormat = Literal["console", "json"]
 
 
-def _scrub_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _scrub_event(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
     return {k: secrets.scrub(v) if isinstance(v, str) else v for k, v in event.items()}
 
 

@@ -12,7 +12,7 @@ import json
 import socket
 import ssl
 from time import perf_counter
-from typing import Any, cast
+from typing import Any
 
 import structlog
 
@@ -210,7 +210,7 @@ class _Probe:
         """Addresses to try, preferred protocol first; an IP literal needs no lookup."""
         module = self.module
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+        addresses: list[tuple[int, Any]] = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
         if module.ip_protocol != "auto":
             wanted = _FAMILIES[module.ip_protocol]
             preferred = [a for a in addresses if a[0] == wanted]
@@ -269,7 +269,7 @@ class _Probe:
         except BaseException:
             sock.close()
             raise
-        self.conn, self.transport = conn, cast(asyncio.Transport, transport)
+        self.conn, self.transport = conn, transport
         if context is not None:
             ssl_object = transport.get_extra_info("ssl_object")
             self.tls_version = ssl_object.version() if ssl_object else None

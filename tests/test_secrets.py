@@ -1,0 +1,116 @@
+"""Canary secrets in URL paths, queries, userinfo and headers never reach any output."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from urllib.parse import quote
+
+import pytest
+
+from tests.exporter import RunningExporter, running_exporter
+from wsmon.config import parse_config
+from wsmon.logs import configure_logging
+
+CANARY = "CANARY-s3cr3t-7f1e9a2b4c"
+HEADER_CANARY = "HDRCANARY-0d9c8b7a6f"
+FILE_CANARY = "FILECANARY-5e4d3c2b1a"
+
+
+def canary_targets(exporter: RunningExporter, refused_port: int) -> list[str]:
+    base = f"127.0.0.1:{exporter.port}"
+    return [
+        f"ws://{base}/ws/echo/{CANARY}",  # token as a path segment (the server answers 403)
+        f"ws://{base}/{CANARY}",
+        f"ws://{base}/ws/echo?apikey={CANARY}",  # token in the query (succeeds)
+        f"ws://user:{CANARY}@{base}/ws/echo",  # password in userinfo (succeeds)
+        f"ws://127.0.0.1:{refused_port}/{CANARY}?key={CANARY}",  # refused
+        f"wss://{base}/ws/echo/{CANARY}",  # TLS to a plain server: tls failure
+    ]
+
+
+def assert_clean(text: str) -> None:
+    for canary in (CANARY, HEADER_CANARY, FILE_CANARY):
+        assert canary not in text
+
+
+@pytest.fixture
+def secret_config(tmp_path: pytest.TempPathFactory) -> object:
+    token_file = tmp_path / "token"  # type: ignore[operator]
+    token_file.write_text(FILE_CANARY + "\n")
+    return parse_config(
+        {
+            "modules": {
+                "hdr": {"headers": {"Authorization": "Bearer ${WSMON_TEST_TOKEN}"}},
+                "filetoken": {"bearer_token_file": str(token_file)},
+                "basic": {"basic_auth": {"username": "u", "password": "${WSMON_TEST_TOKEN}"}},
+            }
+        },
+        "test.toml",
+        env={"WSMON_TEST_TOKEN": HEADER_CANARY},
+    )
+
+
+async def test_no_canary_in_probe_output_metrics_or_logs(
+    secret_config: object, capfd: pytest.CaptureFixture[str], unused_tcp_port: int
+) -> None:
+    configure_logging(logging.DEBUG)
+    try:
+        async with running_exporter(secret_config, debug=True) as exporter:  # type: ignore[arg-type]
+            seen: list[str] = []
+            for target in canary_targets(exporter, unused_tcp_port):
+                for module in ("ping", "hdr", "filetoken", "basic"):
+                    for debug in ("true", "false"):
+                        response = await exporter.client.get(
+                            "/probe", params={"target": target, "module": module, "debug": debug}
+                        )
+                        seen.append(response.text)
+            seen.append((await exporter.client.get("/metrics")).text)
+        logged = capfd.readouterr()
+    finally:
+        configure_logging(logging.WARNING)
+    assert any('reason="http_status"' in s for s in seen)
+    assert any("probe_success 1.0" in s for s in seen)
+    assert any('reason="refused"' in s for s in seen)
+    assert any("upgrade done" in s for s in seen)
+    assert "upgrade done" in logged.err  # --debug logged the phases
+    for text in [*seen, logged.out, logged.err]:
+        assert_clean(text)
+
+
+async def _run_check(*args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wsmon",
+        "check",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "WSMON_TEST_TOKEN": HEADER_CANARY},
+    )
+    output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+async def test_no_canary_in_check_output(unused_tcp_port: int) -> None:
+    async with running_exporter() as exporter:
+        for target in canary_targets(exporter, unused_tcp_port):
+            for extra in ([], ["--json"], ["--debug", "--count", "2", "--interval", "10ms"]):
+                code, output = await _run_check(target, "-H", f"Authorization: Bearer {HEADER_CANARY}", *extra)
+                assert code in (0, 1)
+                assert_clean(output)
+                assert "****" in output
+
+
+async def test_no_canary_in_usage_errors() -> None:
+    code, output = await _run_check(f"http://example.com/{CANARY}")
+    assert code == 2
+    assert output.startswith("wsmon: error: unsupported scheme http://")
+    assert_clean(output)
+    code, output = await _run_check(f"ws://[::1/{quote(CANARY)}")
+    assert code == 2
+    assert_clean(output)
