@@ -319,7 +319,11 @@ def never_close_server() -> contextlib.AbstractAsyncContextManager[Server]:
 
 
 def abrupt_close_server(delay: float = 20 * MS) -> contextlib.AbstractAsyncContextManager[Server]:
-    """A valid upgrade, then a TCP RST ``delay`` later."""
+    """A valid upgrade, then a TCP RST ``delay`` later.
+
+    The short delay lets the 101 answer reach the client first: a RST discards data the
+    client has not read yet, which would make "up" depend on scheduling.
+    """
 
     async def handler(peer: Peer) -> None:
         await peer.upgrade()
