@@ -158,8 +158,9 @@ def measure(tool: Tool, url: str, n: int, c: int) -> Run:
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     found = SUMMARY.search(stdout)
     if proc.returncode != 0 or found is None:
+        why = f"exit {proc.returncode}" if proc.returncode else "no summary line"
         tail = "\n".join((stdout + stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"{tool.name} -n {n} -c {c} failed (exit {proc.returncode}):\n{tail}")
+        raise RuntimeError(f"{tool.name} -n {n} -c {c} failed ({why}):\n{tail}")
     return Run(
         tool=tool.name,
         concurrency=c,

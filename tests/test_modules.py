@@ -199,15 +199,15 @@ INVALID_PATH = "use dotted keys and [index], e.g. result or $.params.result[0]"
         ({"timeout": "0"}, f"{W}: timeout must be greater than 0"),
         ({"timeout": "0s"}, f"{W}: timeout must be greater than 0"),
         # pings
-        ({"ping": "yes"}, f"{W}: ping must be a bool, not 'yes'"),
-        ({"ping": 1}, f"{W}: ping must be a bool, not 1"),
-        ({"pings": True}, f"{W}: pings must be a int, not True"),
-        ({"pings": 1.0}, f"{W}: pings must be a int, not 1.0"),
+        ({"ping": "yes"}, f"{W}: ping must be a boolean, not a string"),
+        ({"ping": 1}, f"{W}: ping must be a boolean, not an integer"),
+        ({"pings": True}, f"{W}: pings must be an integer, not a boolean"),
+        ({"pings": 1.0}, f"{W}: pings must be an integer, not a float"),
         ({"pings": 0}, f"{W}: pings must be between 1 and 100"),
         ({"pings": 101}, f"{W}: pings must be between 1 and 100"),
         ({"ping_spacing": "soon"}, f"{W}: ping_spacing: invalid duration 'soon': {INVALID_DURATION}"),
         # headers
-        ({"headers": ["Origin: x"]}, f"{W}: headers must be a Mapping, not ['Origin: x']"),
+        ({"headers": ["Origin: x"]}, f"{W}: headers must be a table, not an array"),
         ({"headers": {"X-Count": 3}}, f"{W}: header 'X-Count' must be a string"),
         ({"headers": {"X": "${NOPE}"}}, f"{W}: environment variable NOPE is not set; export it or use a *_file key"),
         # auth
@@ -224,7 +224,10 @@ INVALID_PATH = "use dotted keys and [index], e.g. result or $.params.result[0]"
             {"basic_auth": {"username": "u", "password": "${PW}"}},
             f"{W}: basic_auth: environment variable PW is not set; export it or use a *_file key",
         ),
-        ({"basic_auth": {"username": "u", "password": 5}}, f"{W}: basic_auth: password must be a str, not 5"),
+        (
+            {"basic_auth": {"username": "u", "password": 5}},
+            f"{W}: basic_auth: password must be a string, not an integer",
+        ),
         ({"bearer_token": "t", "bearer_token_file": "/f"}, f"{W}: set bearer_token or bearer_token_file, not both"),
         ({"bearer_token": "${TOKEN}"}, f"{W}: environment variable TOKEN is not set; export it or use a *_file key"),
         (
@@ -236,30 +239,30 @@ INVALID_PATH = "use dotted keys and [index], e.g. result or $.params.result[0]"
             f"{W}: set one of basic_auth, bearer_token or an Authorization header",
         ),
         # subprotocols
-        ({"subprotocols": "graphql-ws"}, f"{W}: subprotocols must be a list, not 'graphql-ws'"),
+        ({"subprotocols": "graphql-ws"}, f"{W}: subprotocols must be an array, not a string"),
         ({"subprotocols": ["a", ""]}, f"{W}: subprotocols must be a list of non-empty strings"),
         ({"subprotocols": ["a", 1]}, f"{W}: subprotocols must be a list of non-empty strings"),
         # tls
-        ({"tls": "strict"}, f"{W}: tls must be a Mapping, not 'strict'"),
+        ({"tls": "strict"}, f"{W}: tls must be a table, not a string"),
         (
             {"tls": {"verify": False}},
             f"{W}: tls: unknown key 'verify'; allowed keys are ca_file, cert_file, insecure_skip_verify, "
             "key_file, server_name",
         ),
-        ({"tls": {"ca_file": 1}}, f"{W}: tls: ca_file must be a str, not 1"),
-        ({"tls": {"insecure_skip_verify": "yes"}}, f"{W}: tls: insecure_skip_verify must be a bool, not 'yes'"),
+        ({"tls": {"ca_file": 1}}, f"{W}: tls: ca_file must be a string, not an integer"),
+        ({"tls": {"insecure_skip_verify": "yes"}}, f"{W}: tls: insecure_skip_verify must be a boolean, not a string"),
         ({"tls": {"cert_file": "c.pem"}}, f"{W}: tls needs both cert_file and key_file for a client certificate"),
         ({"tls": {"key_file": "k.pem"}}, f"{W}: tls needs both cert_file and key_file for a client certificate"),
         # proxy, ip protocol, sizes
         ({"proxy_url": "socks5://p:1080"}, f"{W}: proxy_url must be an http:// URL of an HTTP CONNECT proxy"),
         ({"proxy_url": "https://p:3128"}, f"{W}: proxy_url must be an http:// URL of an HTTP CONNECT proxy"),
         ({"ip_protocol": "ipv4"}, f"{W}: ip_protocol must be auto, ip4 or ip6, not 'ipv4'"),
-        ({"ip_protocol": 4}, f"{W}: ip_protocol must be a str, not 4"),
-        ({"ip_protocol_fallback": "no"}, f"{W}: ip_protocol_fallback must be a bool, not 'no'"),
+        ({"ip_protocol": 4}, f"{W}: ip_protocol must be a string, not an integer"),
+        ({"ip_protocol_fallback": "no"}, f"{W}: ip_protocol_fallback must be a boolean, not a string"),
         ({"max_message_size": 0}, f"{W}: max_message_size must be at least 1 byte"),
-        ({"max_message_size": "1MiB"}, f"{W}: max_message_size must be a int, not '1MiB'"),
+        ({"max_message_size": "1MiB"}, f"{W}: max_message_size must be an integer, not a string"),
         # steps
-        ({"steps": {"send": "x"}}, f"{W}: steps must be a list, not {{'send': 'x'}}"),
+        ({"steps": {"send": "x"}}, f"{W}: steps must be an array, not a table"),
         ({"steps": ["x"]}, f"{W}: step 1: a step must be a table with send/expect keys"),
         ({"steps": [{}]}, f"{W}: step 1: a step needs send, expect, expect_json or extract"),
         ({"steps": [{"name": "n"}]}, f"{W}: step 1: a step needs send, expect, expect_json or extract"),
@@ -267,7 +270,7 @@ INVALID_PATH = "use dotted keys and [index], e.g. result or $.params.result[0]"
             {"steps": [{"send": "a"}, {"sand": "b"}]},
             f"{W}: step 2: unknown key 'sand'; allowed keys are expect, expect_json, extract, name, send",
         ),
-        ({"steps": [{"send": 1}]}, f"{W}: step 1: send must be a str, not 1"),
+        ({"steps": [{"send": 1}]}, f"{W}: step 1: send must be a string, not an integer"),
         (
             {"steps": [{"expect": "("}]},
             f"{W}: step 1: invalid regular expression '(': missing ), unterminated subpattern at position 0",
@@ -288,16 +291,10 @@ def test_validation_errors(table: dict[str, Any], message: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["timeout", "ping_spacing"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="wsmon/modules.py _duration() calls _typed() inside its `try … except ValueError`: the "
-    "ConfigError (a ValueError) is wrapped again, giving \"t.toml: module 'm': timeout: t.toml: "
-    "module 'm': timeout must be a str, not 5\"",
-)
 def test_duration_of_the_wrong_type(key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse({key: 5})
-    assert str(caught.value) == f"{W}: {key} must be a str, not 5"
+    assert str(caught.value) == f"{W}: {key} must be a string, not an integer"
 
 
 def test_missing_secret_file(tmp_path: Path) -> None:
@@ -326,12 +323,6 @@ def test_config_error_is_a_value_error() -> None:
         {"bearer_token": ["s3cr3t-in-wrong-place"]},
         {"headers": "Authorization: Bearer s3cr3t-in-wrong-place"},
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="wsmon/modules.py _typed() quotes the offending value with !r: a secret given with "
-    "the wrong type (basic_auth as a 'user:password' string, bearer_token as a list) ends up "
-    "verbatim in the ConfigError message",
 )
 def test_type_errors_do_not_quote_secrets(table: dict[str, Any]) -> None:
     with pytest.raises(ConfigError) as caught:

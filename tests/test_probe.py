@@ -193,12 +193,6 @@ async def test_message_timeout() -> None:
     assert result.up
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wsmon/probe.py _steps(): `except TimeoutError` around _step() never runs, because "
-    "inside run()'s asyncio.timeout scope the deadline arrives as CancelledError (it becomes "
-    "TimeoutError only when leaving the scope): the timed-out step gets no StepResult",
-)
 async def test_timed_out_step_is_recorded_as_failed() -> None:
     steps = (Step(send="hello"), Step(send="hello", expect=re.compile("hello")))
     async with servers.no_ping_server(echo=False) as server:
@@ -214,13 +208,6 @@ async def test_timed_out_step_is_recorded_as_failed() -> None:
         pytest.param('{"result": 1' + "0" * 400 + "}", id="int-too-large-for-a-float"),
         pytest.param("[" * 100_000, id="deeply-nested-json"),
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="a hostile answer is a wsmon crash (reason 'internal', or an exception before the "
-    "catch-all): wsmon/jsonpath.py to_number() lets OverflowError escape (float(int) of a number "
-    "> 1.8e308), and wsmon/probe.py _check_message() catches only ValueError around json.loads "
-    "(RecursionError on deeply nested JSON); both should be message_mismatch",
 )
 async def test_hostile_answers_are_a_mismatch_not_a_crash(echo_server: Server, answer: str) -> None:
     step = Step(send=answer, extract=JsonPath.parse("result"))
@@ -324,13 +311,6 @@ async def test_invalid_target(url: str) -> None:
 
 
 @pytest.mark.parametrize("url", ["ws://a..b/", "ws://" + "a" * 64 + ".example/"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="UnicodeError from IDNA encoding (a wsmon crash: reason 'internal', or an exception "
-    "before the catch-all): wsmon/target_url.py parse_target() accepts hosts with empty or "
-    ">63-character labels and wsmon/probe.py _resolve() → loop.getaddrinfo raises UnicodeError "
-    "(a ValueError, not an OSError); should be invalid_target (or dns)",
-)
 async def test_host_with_invalid_labels_is_an_invalid_target(url: str) -> None:
     result = await run(url, PING, HOSTILE_TIMEOUT)
     assert result.reason in (Reason.INVALID_TARGET, Reason.DNS)
@@ -424,13 +404,6 @@ async def _failing_server(kind: str, certificates: TLSCertificates) -> AsyncIter
         yield server.url()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wsmon/target_url.py parse_target(): urlsplit's port error quotes the text after the "
-    "last ':' of the netloc, so a password with an unescaped '/' ends up in the error "
-    "('Port could not be cast to integer value as <password>'); wsmon/probe.py probe() returns "
-    "str(exc) unscrubbed (and the URL's secrets are registered only after a successful parse)",
-)
 async def test_canary_secret_never_in_an_invalid_target_error() -> None:
     url = f"wss://user:{CANARY}/x@example.com/"  # a password with an unescaped "/"
     result = await run(url, PING, HOSTILE_TIMEOUT)

@@ -45,11 +45,6 @@ def test_redact_url(url: str, shown: str) -> None:
         "wss://0123456789abcdef:@h/",  # "key:" as Stripe-style APIs take it
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="wsmon/redact.py redact_url() shows query keys (a bare '?<token>' is a key with an empty "
-    "value) and userinfo usernames verbatim, and url_secrets() registers neither for scrubbing",
-)
 def test_token_like_query_keys_and_usernames_are_not_shown(url: str) -> None:
     token = "0123456789abcdef"
     assert token not in redact_url(url)

@@ -103,7 +103,7 @@ async def test_connect_module_exports_no_ping_figures(exporter: RunningExporter)
         ({"target": ""}, "missing target parameter: use ?target=wss://host/path\n"),
         ({"target": "http://example.com/x"}, "unsupported scheme http://: the target must be a ws:// or wss:// URL\n"),
         ({"target": "example.com"}, "unsupported scheme no scheme: the target must be a ws:// or wss:// URL\n"),
-        ({"target": "ws://[::1/x"}, "unparsable target URL (Invalid IPv6 URL)\n"),
+        ({"target": "ws://[::1/x"}, "unparsable target URL (invalid IPv6 address)\n"),
         ({"target": "ws:///path"}, "the target URL has no host\n"),
         (
             {"target": "ws://127.0.0.1/", "module": "nope"},

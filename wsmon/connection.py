@@ -37,8 +37,17 @@ class ConnectionClosed(Exception):
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, request: bytes, key: str, subprotocols: tuple[str, ...], max_message_size: int) -> None:
+    def __init__(
+        self,
+        request: bytes,
+        key: str,
+        loop: asyncio.AbstractEventLoop,
+        subprotocols: tuple[str, ...] = (),
+        max_message_size: int = 1 << 20,
+    ) -> None:
         self.transport: asyncio.Transport | None = None
+        # Done when the upgrade succeeded (with the response) or failed (with why).
+        self.opened: asyncio.Future[Response] = loop.create_future()
         self._request = request
         self._key = key
         self._subprotocols = subprotocols
@@ -82,6 +91,9 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_lost = True
+        if not self.opened.done():
+            why = f": {exc}" if exc else ""
+            self.opened.set_exception(ConnectionClosed(f"the server closed the connection{why}"))
         self.lost(exc)
 
     # --- sending ------------------------------------------------------------------------
@@ -115,6 +127,11 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def abort_unless_closing(self) -> None:
+        """Drop the connection unless it is already being closed (after a close handshake)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
     # --- receiving ----------------------------------------------------------------------
 
     def _receive_head(self, data: bytes, now: float) -> bytes:
@@ -133,7 +150,8 @@ class ClientConnection(asyncio.Protocol):
         except HandshakeError as exc:
             self._fail(exc)
             return b""
-        self.handshake_done(self.response, now)
+        if not self.opened.done():
+            self.opened.set_result(self.response)
         return rest
 
     def _close_received(self, payload: bytes) -> None:
@@ -146,13 +164,12 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
     def _fail(self, exc: Exception) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc)
         self.failed(exc)
         self.abort()
 
     # --- what subclasses hear about ------------------------------------------------------
-
-    def handshake_done(self, response: Response, now: float) -> None:
-        """The 101 answer was valid: the WebSocket is open."""
 
     def pong_received(self, payload: bytes, now: float) -> None:
         """A pong arrived at ``now`` (perf_counter)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["parse_duration"]
 
 _UNITS = {
     "ns": 1e-9,
@@ -36,18 +36,3 @@ def parse_duration(text: str) -> float:
     if pos == 0 or pos != len(value):
         raise ValueError(f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 10s, 1m30s")
     return total
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest Go-style spelling of a duration, for help texts and messages."""
-    if seconds == 0:
-        return "0s"
-    if seconds < 1:
-        ms = seconds * 1000
-        return f"{ms:g}ms"
-    whole_minutes, rest = divmod(seconds, 60)
-    if whole_minutes and seconds == int(seconds):
-        hours, minutes = divmod(int(whole_minutes), 60)
-        out = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
-        return out + (f"{int(rest)}s" if rest else "")
-    return f"{seconds:g}s"

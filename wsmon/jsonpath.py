@@ -56,13 +56,16 @@ def to_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a JSON integer beyond a float's range
+            return None
     if isinstance(value, str):
         text = value.strip()
         try:
             if text[:2].lower() == "0x":
                 return float(int(text[2:], 16))
             return float(text)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a hex number beyond a float's range
             return None
     return None

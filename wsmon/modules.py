@@ -116,18 +116,37 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(sorted(allowed))}")
 
 
-def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+_TOML_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),  # before int: a bool is an int in Python
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (list, "an array"),
+    (Mapping, "a table"),
+)
+
+
+def _toml_type(value: Any) -> str:
+    return next((name for kind, name in _TOML_TYPES if isinstance(value, kind)), "a date or time")
+
+
+def _typed(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    """``table[key]`` if it has the TOML type ``kind``; the message names types, never the value
+    (a secret given in the wrong place must not end up in an error)."""
     value = table[key]
-    # bool is an int in Python; a count of `true` pings is a mistake, not a number.
-    if (isinstance(value, bool) and kind is int) or not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{where}: {key} must be a {names}, not {value!r}")
+    if _toml_type(value) != _toml_type_of(kind):
+        raise ConfigError(f"{where}: {key} must be {_toml_type_of(kind)}, not {_toml_type(value)}")
     return value
 
 
+def _toml_type_of(kind: type) -> str:
+    return next(name for k, name in _TOML_TYPES if issubclass(kind, k) or kind is k)
+
+
 def _duration(table: Mapping[str, Any], key: str, where: str) -> float:
+    text = _typed(table, key, str, where)
     try:
-        return parse_duration(_typed(table, key, str, where))
+        return parse_duration(text)
     except ValueError as exc:
         raise ConfigError(f"{where}: {key}: {exc}") from None
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import ssl
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
@@ -19,16 +20,16 @@ import structlog
 from wsmon.connection import ClientConnection, ConnectionClosed
 from wsmon.errors import TargetError
 from wsmon.frames import TOO_LARGE, ProtocolError
-from wsmon.handshake import HandshakeError, Response, build_request, new_key
+from wsmon.handshake import HandshakeError
 from wsmon.jsonpath import MISSING, to_number
 from wsmon.modules import Module, Step
+from wsmon.opening import Opening
 from wsmon.probe_log import ProbeLog
-from wsmon.proxy import ProxyError, parse_proxy, proxy_connect
+from wsmon.proxy import ProxyError
 from wsmon.reasons import Phase, Reason, classify
 from wsmon.redact import secrets
 from wsmon.result import PingStats, ProbeResult, StepResult
 from wsmon.target_url import TargetURL, parse_target
-from wsmon.tls import certificate_expiry, client_context
 
 __all__ = ["probe"]
 
@@ -44,12 +45,21 @@ class _StepFailed(Exception):
 class _ProbeConnection(ClientConnection):
     """Turns what the connection hears into the one future the probe is awaiting."""
 
-    def __init__(self, *args: Any, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(*args)
+    def __init__(
+        self, request: bytes, key: str, loop: asyncio.AbstractEventLoop, subprotocols: tuple[str, ...], max_size: int
+    ) -> None:
+        super().__init__(request, key, loop, subprotocols, max_size)
         self._loop = loop
         self._waiter: asyncio.Future[Any] | None = None
         self._waiting_for: Phase | None = None
         self._pong_payload = b""
+
+    @classmethod
+    def for_module(cls, module: Module) -> Callable[[bytes, str, asyncio.AbstractEventLoop], _ProbeConnection]:
+        def factory(request: bytes, key: str, loop: asyncio.AbstractEventLoop) -> _ProbeConnection:
+            return cls(request, key, loop, module.subprotocols, module.max_message_size)
+
+        return factory
 
     def wait(self, phase: Phase, pong_payload: bytes = b"") -> asyncio.Future[Any]:
         waiter = self._loop.create_future()
@@ -67,10 +77,6 @@ class _ProbeConnection(ClientConnection):
             waiter.set_result(result)
         else:
             waiter.set_exception(exc)
-
-    def handshake_done(self, response: Response, now: float) -> None:
-        if self._waiting_for is Phase.UPGRADE:
-            self._settle(response)
 
     def pong_received(self, payload: bytes, now: float) -> None:
         # Unsolicited pongs (and late answers to earlier pings) are allowed: match the payload.
@@ -120,47 +126,50 @@ class _Probe:
     def __init__(self, target: TargetURL, module: Module, timeout: float, log: ProbeLog | None, start: float) -> None:
         self.target, self.module, self.timeout, self.log, self.start = target, module, timeout, log, start
         self.deadline = asyncio.get_running_loop().time() + timeout
-        self.phase = Phase.RESOLVE
-        self.phases: dict[str, float] = {}
+        self.opening = Opening(target, module, log)
         self.conn: _ProbeConnection | None = None
-        self.transport: asyncio.Transport | None = None
         self.status_code: int | None = None
-        self.ip_protocol: int | None = None
-        self.tls_version: str | None = None
-        self.cert_expiry: float | None = None
         self.subprotocol: str | None = None
         self.ping: PingStats | None = None
         self.steps: list[StepResult] = []
+        self.step_started: tuple[int, float] | None = None  # (index, send time) of the step awaited
 
-    def _timed(self, phase: Phase, began: float, **details: Any) -> float:
-        now = perf_counter()
-        self.phases[phase] = now - began
-        if self.log is not None:
-            self.log(f"{phase} done", seconds=round(now - began, 6), **details)
-        return now
+    @property
+    def phase(self) -> Phase:
+        phase: Phase = self.opening.phase
+        return phase
+
+    @phase.setter
+    def phase(self, phase: Phase) -> None:
+        self.opening.phase = phase
 
     async def run(self) -> ProbeResult:
         reason: Reason | None = None
         error = ""
+        timed = self.opening.timed
         try:
             async with asyncio.timeout(self.timeout):
-                await self._open()
+                self.conn = conn = await self.opening.open(_ProbeConnection.for_module(self.module))
+                assert conn.response is not None
+                self.status_code, self.subprotocol = conn.response.status, conn.response.subprotocol
                 if self.module.ping:
                     began = perf_counter()
-                    await self._pings()
-                    self._timed(Phase.PING, began)
+                    await self._pings(conn)
+                    timed(Phase.PING, began)
                 if self.module.steps:
                     began = perf_counter()
-                    await self._steps()
-                    self._timed(Phase.MESSAGE, began)
+                    await self._steps(conn)
+                    timed(Phase.MESSAGE, began)
                 self.phase = Phase.CLOSE
                 began = perf_counter()
-                assert self.conn is not None
-                self.conn.send_close(1000)
-                await self.conn.wait(Phase.CLOSE)
-                self._timed(Phase.CLOSE, began)
+                conn.send_close(1000)
+                await conn.wait(Phase.CLOSE)
+                timed(Phase.CLOSE, began)
         except TimeoutError:
             reason, error = classify(TimeoutError(), self.phase), f"timed out during {self.phase}"
+            if self.step_started is not None:
+                index, began = self.step_started
+                self.steps.append(StepResult(index=index, success=False, duration=perf_counter() - began))
         except HandshakeError as exc:
             self.status_code = exc.status
             reason = Reason.HTTP_STATUS if exc.status not in (None, 101) else Reason.HANDSHAKE
@@ -176,117 +185,42 @@ class _Probe:
         except (OSError, EOFError, ssl.CertificateError) as exc:
             reason = classify(exc, self.phase)
             error = f"{self.phase} failed: {_describe(exc)}"
+        except UnicodeError:  # the IDNA codec refuses the host name (empty or over-long labels)
+            reason, error = Reason.INVALID_TARGET, "the target's host name is not a valid DNS name"
         except Exception as exc:  # a bug in wsmon: report it, never let it take /probe down
             reason, error = Reason.INTERNAL, f"internal error during {self.phase}: {_describe(exc)}"
             structlog.get_logger("wsmon.probe").error(
                 "probe crashed", target=self.target.redacted, error=secrets.scrub(repr(exc))
             )
         finally:
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.abort()
+            if self.conn is not None:
+                self.conn.abort_unless_closing()
         duration = perf_counter() - self.start
         if reason is not None and self.log is not None:
             self.log("probe failed", reason=str(reason), error=error)
+        opening = self.opening
         return ProbeResult(
             success=reason is None,
             duration=duration,
             timeout=self.timeout,
             reason=reason,
             error=secrets.scrub(error),
-            up=self.conn is not None and self.conn.response is not None,
-            phases=self.phases,
+            up=self.conn is not None,
+            phases=opening.phases,
             status_code=self.status_code,
-            ip_protocol=self.ip_protocol,
-            tls_version=self.tls_version,
-            cert_expiry=self.cert_expiry,
+            ip_protocol=opening.ip_protocol,
+            tls_version=opening.tls_version,
+            cert_expiry=opening.cert_expiry,
             subprotocol=self.subprotocol,
             ping=self.ping,
             steps=tuple(self.steps),
         )
 
-    # --- opening --------------------------------------------------------------------------
-
-    async def _resolve(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[tuple[int, Any]]:
-        """Addresses to try, preferred protocol first; an IP literal needs no lookup."""
-        module = self.module
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses: list[tuple[int, Any]] = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
-        if module.ip_protocol != "auto":
-            wanted = _FAMILIES[module.ip_protocol]
-            preferred = [a for a in addresses if a[0] == wanted]
-            others = [a for a in addresses if a[0] != wanted] if module.ip_protocol_fallback else []
-            addresses = preferred + others
-        if not addresses:
-            raise socket.gaierror(f"no {module.ip_protocol} address for the host")
-        return addresses
-
-    async def _connect(self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]]) -> socket.socket:
-        last: OSError | None = None
-        for family, sockaddr in addresses:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.sock_connect(sock, sockaddr)
-            except OSError as exc:
-                sock.close()
-                last = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            self.ip_protocol = 6 if family == socket.AF_INET6 else 4
-            return sock
-        assert last is not None
-        raise last
-
-    async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
-        target, module = self.target, self.module
-        proxy = parse_proxy(module.proxy_url)
-        dial_host, dial_port = (proxy.host, proxy.port) if proxy else (target.host, target.port)
-        began = perf_counter()
-        addresses = await self._resolve(loop, dial_host, dial_port)
-        began = self._timed(Phase.RESOLVE, began)
-        self.phase = Phase.CONNECT
-        sock = await self._connect(loop, addresses)
-        try:
-            if proxy is not None:
-                await proxy_connect(loop, sock, target, proxy)
-            began = self._timed(Phase.CONNECT, began)
-            self.phase = Phase.TLS if target.secure else Phase.UPGRADE
-            key = new_key()
-            headers = module.request_headers()
-            if target.basic_auth and not any(k.lower() == "authorization" for k, _ in headers):
-                headers = (*headers, ("Authorization", f"Basic {target.basic_auth}"))
-            request = build_request(target.host_header, target.resource, key, headers, module.subprotocols)
-            conn = _ProbeConnection(request, key, module.subprotocols, module.max_message_size, loop=loop)
-            context = client_context(module.tls) if target.secure else None
-            server_name = (module.tls.server_name or target.host) if context else None
-            transport, _ = await loop.create_connection(
-                lambda: conn, sock=sock, ssl=context, server_hostname=server_name
-            )
-        except BaseException:
-            sock.close()
-            raise
-        self.conn, self.transport = conn, transport
-        if context is not None:
-            ssl_object = transport.get_extra_info("ssl_object")
-            self.tls_version = ssl_object.version() if ssl_object else None
-            self.cert_expiry = certificate_expiry(ssl_object)
-            began = self._timed(Phase.TLS, began, version=self.tls_version)
-            self.phase = Phase.UPGRADE
-        response: Response = await conn.wait(Phase.UPGRADE) if conn.response is None else conn.response
-        self.status_code = response.status
-        self.subprotocol = response.subprotocol
-        self._timed(Phase.UPGRADE, began, status=response.status)
-
     # --- pings and messages ---------------------------------------------------------------
 
-    async def _pings(self) -> None:
+    async def _pings(self, conn: _ProbeConnection) -> None:
         self.phase = Phase.PING
-        conn, module = self.conn, self.module
-        assert conn is not None
+        module = self.module
         count = module.pings
         sent = 0
         rtts: list[float] = []
@@ -321,40 +255,32 @@ class _Probe:
         except TimeoutError:  # only this share ran out: the probe's own deadline cancels instead
             return None
 
-    async def _steps(self) -> None:
-        conn = self.conn
-        assert conn is not None
+    async def _steps(self, conn: _ProbeConnection) -> None:
         self.phase = Phase.MESSAGE
         conn.parser.keep_data = True
         for index, step in enumerate(self.module.steps):
-            began = perf_counter()
-            try:
-                await self._step(conn, index, step, began)
-            except TimeoutError:
-                self.steps.append(StepResult(index=index, success=False, duration=perf_counter() - began))
-                raise
+            await self._step(conn, index, step)
         conn.parser.keep_data = False
 
-    async def _step(self, conn: _ProbeConnection, index: int, step: Step, began: float) -> None:
+    async def _step(self, conn: _ProbeConnection, index: int, step: Step) -> None:
         waiter = conn.wait(Phase.MESSAGE) if step.waits else None
-        if step.send is not None:
-            began = conn.send_text(step.send)
+        began = conn.send_text(step.send) if step.send is not None else perf_counter()
         if waiter is None:
             self.steps.append(StepResult(index=index, success=True, duration=0.0))
             return
+        self.step_started = (index, began)
         opcode, payload, received = await waiter
+        self.step_started = None
         duration = received - began
-        failure = _check_message(step, opcode, payload)
-        if isinstance(failure, _StepFailed):
-            mismatch = failure.reason is Reason.MESSAGE_MISMATCH
+        outcome = _check_message(step, opcode, payload)
+        if isinstance(outcome, _StepFailed):
+            mismatch = outcome.reason is Reason.MESSAGE_MISMATCH
             self.steps.append(StepResult(index, False, duration, failed_due_to_regex=mismatch))
-            raise failure
-        value = failure
-        self.steps.append(
-            StepResult(index, True, duration, value_name=step.value_name if step.extract else None, value=value)
-        )
+            raise outcome
+        name = step.value_name if step.extract else None
+        self.steps.append(StepResult(index, True, duration, value_name=name, value=outcome))
         if self.log is not None:
-            self.log("message step done", step=index + 1, seconds=round(duration, 6), value=value)
+            self.log("message step done", step=index + 1, seconds=round(duration, 6), value=outcome)
 
 
 def _check_message(step: Step, opcode: int, payload: bytes) -> _StepFailed | float | None:
@@ -368,7 +294,7 @@ def _check_message(step: Step, opcode: int, payload: bytes) -> _StepFailed | flo
         return None
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         return _StepFailed(Reason.MESSAGE_MISMATCH, "the answer is not JSON")
     if step.expect_json is not None and step.expect_json.find(document) is MISSING:
         return _StepFailed(Reason.MESSAGE_MISMATCH, f"the answer has no {step.expect_json.text}")

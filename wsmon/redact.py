@@ -31,11 +31,23 @@ def redact_url(url: str) -> str:
     if port is not None:
         netloc = f"{netloc}:{port}"
     if parts.username is not None:
-        user = parts.username + (f":{MASK}" if parts.password is not None else "")
+        user = _name_or_mask(parts.username) + (f":{MASK}" if parts.password is not None else "")
         netloc = f"{user}@{netloc}"
     path = "/" + MASK if parts.path not in ("", "/") else parts.path
-    query = "&".join(f"{quote(key, safe='')}={MASK}" for key, _ in parse_qsl(parts.query, keep_blank_values=True))
+    query = "&".join(
+        f"{_name_or_mask(quote(key, safe=''))}={MASK}" for key, _ in parse_qsl(parts.query, keep_blank_values=True)
+    )
     return SplitResult(parts.scheme, netloc, path, query, "").geturl()
+
+
+def _looks_like_token(text: str) -> bool:
+    return len(text) >= _TOKEN_LIKE_LEN
+
+
+def _name_or_mask(name: str) -> str:
+    """A query key or user name is shown ("apikey=****", "alice:****@") unless it looks like a
+    token itself: ``?<token>`` and ``<token>@host`` are how some APIs take their keys."""
+    return MASK if _looks_like_token(name) else name
 
 
 def url_secrets(url: str) -> list[str]:
@@ -48,14 +60,18 @@ def url_secrets(url: str) -> list[str]:
     found: list[str] = []
     if password:
         found.append(password)
+    if parts.username and _looks_like_token(parts.username):
+        found.append(parts.username)
     if parts.path not in ("", "/"):
         found.extend((parts.path, parts.path.lstrip("/")))
         # A token is usually one long path segment; short ones ("ws", "v1") are words, and
         # masking every occurrence of a word in every log line would hide more than it protects.
-        found.extend(seg for seg in parts.path.split("/") if len(seg) >= _TOKEN_LIKE_LEN)
-    for _, value in parse_qsl(parts.query, keep_blank_values=True):
+        found.extend(seg for seg in parts.path.split("/") if _looks_like_token(seg))
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if value:
             found.append(value)
+        if _looks_like_token(key):
+            found.append(key)
     if parts.query:
         found.append(parts.query)
     return sorted({v for s in found for v in (s, unquote(s))}, key=len, reverse=True)

@@ -34,7 +34,9 @@ def parse_target(url: str) -> TargetURL:
         host = parts.hostname
         port = parts.port
     except ValueError as exc:
-        raise TargetError(f"unparsable target URL ({exc})") from None
+        # urllib's messages quote the offending part (a port with a password before it, say).
+        why = "invalid IPv6 address" if "IPv6" in str(exc) else "invalid port"
+        raise TargetError(f"unparsable target URL ({why})") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         shown = f"{scheme}://" if scheme else "no scheme"

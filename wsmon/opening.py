@@ -1,0 +1,128 @@
+"""Opening a WebSocket: resolve → TCP connect (or proxy CONNECT) → TLS → HTTP upgrade.
+
+Shared by one-off probes and persistent connections: each phase is timed on the monotonic
+clock and the phase in progress is known, so a deadline that hits it is classified by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any, TypeVar
+
+from wsmon.connection import ClientConnection
+from wsmon.handshake import build_request, new_key
+from wsmon.modules import Module
+from wsmon.probe_log import ProbeLog
+from wsmon.proxy import parse_proxy, proxy_connect
+from wsmon.reasons import Phase
+from wsmon.target_url import TargetURL
+from wsmon.tls import certificate_expiry, client_context
+
+__all__ = ["Opening"]
+
+_FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
+
+C = TypeVar("C", bound=ClientConnection)
+
+
+class Opening:
+    """One attempt to open a connection; what it measured stays readable after a failure."""
+
+    def __init__(self, target: TargetURL, module: Module, log: ProbeLog | None = None) -> None:
+        self.target, self.module, self.log = target, module, log
+        self.phase = Phase.RESOLVE
+        self.phases: dict[str, float] = {}
+        self.ip_protocol: int | None = None
+        self.tls_version: str | None = None
+        self.cert_expiry: float | None = None
+
+    def timed(self, phase: Phase, began: float, **details: Any) -> float:
+        """Record ``phase`` as lasting from ``began`` until now; returns now."""
+        now = perf_counter()
+        self.phases[phase] = now - began
+        if self.log is not None:
+            self.log(f"{phase} done", seconds=round(now - began, 6), **details)
+        return now
+
+    async def open(self, factory: Callable[[bytes, str, asyncio.AbstractEventLoop], C]) -> C:
+        """Open the WebSocket; ``factory(request, key, loop)`` makes the connection object."""
+        loop = asyncio.get_running_loop()
+        target, module = self.target, self.module
+        proxy = parse_proxy(module.proxy_url)
+        host, port = (proxy.host, proxy.port) if proxy else (target.host, target.port)
+        began = perf_counter()
+        addresses = await self._resolve(loop, host, port)
+        began = self.timed(Phase.RESOLVE, began)
+        self.phase = Phase.CONNECT
+        sock = await self._connect(loop, addresses)
+        conn: C | None = None
+        try:
+            if proxy is not None:
+                await proxy_connect(loop, sock, target, proxy)
+            began = self.timed(Phase.CONNECT, began)
+            self.phase = Phase.TLS if target.secure else Phase.UPGRADE
+            key = new_key()
+            headers = module.request_headers()
+            if target.basic_auth and not any(k.lower() == "authorization" for k, _ in headers):
+                headers = (*headers, ("Authorization", f"Basic {target.basic_auth}"))
+            request = build_request(target.host_header, target.resource, key, headers, module.subprotocols)
+            conn = factory(request, key, loop)
+            context = client_context(module.tls) if target.secure else None
+            server_name = (module.tls.server_name or target.host) if context else None
+            transport, _ = await loop.create_connection(
+                lambda: conn, sock=sock, ssl=context, server_hostname=server_name
+            )
+            if context is not None:
+                ssl_object = transport.get_extra_info("ssl_object")
+                self.tls_version = ssl_object.version() if ssl_object else None
+                self.cert_expiry = certificate_expiry(ssl_object)
+                began = self.timed(Phase.TLS, began, version=self.tls_version)
+                self.phase = Phase.UPGRADE
+            response = await conn.opened
+        except BaseException:
+            sock.close()  # a no-op once the transport owns it
+            if conn is not None:
+                conn.abort()
+                if not conn.opened.done():
+                    conn.opened.cancel()  # nobody will await it: no "exception never retrieved"
+            raise
+        self.timed(Phase.UPGRADE, began, status=response.status)
+        return conn
+
+    async def _resolve(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[tuple[int, Any]]:
+        """Addresses to try, the preferred IP protocol first."""
+        module = self.module
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses: list[tuple[int, Any]] = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+        if module.ip_protocol != "auto":
+            wanted = _FAMILIES[module.ip_protocol]
+            preferred = [a for a in addresses if a[0] == wanted]
+            others = [a for a in addresses if a[0] != wanted] if module.ip_protocol_fallback else []
+            addresses = preferred + others
+        if not addresses:
+            raise socket.gaierror(f"no {module.ip_protocol} address for the host")
+        return addresses
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]]) -> socket.socket:
+        """A connected socket to the first address that accepts."""
+        last: OSError | None = None
+        for family, sockaddr in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await loop.sock_connect(sock, sockaddr)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self.ip_protocol = 6 if family == socket.AF_INET6 else 4
+            return sock
+        assert last is not None
+        raise last
