@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from tests import servers
 from tests.servers import Server, TLSCertificates
@@ -79,3 +81,12 @@ async def tls_server(tls_certificates: TLSCertificates) -> AsyncIterator[Server]
 @pytest.fixture
 def refused_url() -> str:
     return f"ws://{servers.HOST}:{servers.refused_port()}/"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """The probe tests run on both loops: wsmon runs on uvloop, whose transports differ."""
+    if item.path.name == "test_probe.py":
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return None

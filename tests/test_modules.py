@@ -52,7 +52,7 @@ def test_empty_table_gives_the_defaults() -> None:
     ],
 )
 def test_request_headers_carry_a_user_agent(headers: tuple[tuple[str, str], ...], sent: tuple) -> None:  # type: ignore[type-arg]
-    assert Module(name="m", headers=headers).request_headers() == sent
+    assert Module(name="m", headers=headers).request_headers == sent
 
 
 def test_with_overrides_returns_a_new_module() -> None:

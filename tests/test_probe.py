@@ -26,6 +26,7 @@ OK_TIMEOUT = 5000 * MS  # for probes that should succeed: never the limiting fac
 HOSTILE_TIMEOUT = 500 * MS  # for probes the peer tries to hold: this is what ends them
 SLACK = 200 * MS  # how far past its deadline a probe may end
 
+
 BLOCK_NUMBER = '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
 
 

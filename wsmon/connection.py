@@ -57,10 +57,18 @@ class ClientConnection(asyncio.Protocol):
         self.close_sent = False
         self.close_code: int | None = None  # the code of the peer's close frame, once received
         self.is_lost = False
+        self.request_on_connect = True
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.request_on_connect:
+            self.send_request(transport)
+        else:
+            self.transport = cast(asyncio.Transport, transport)
+
+    def send_request(self, transport: asyncio.BaseTransport) -> None:
+        """Send the upgrade request on ``transport`` (the TLS one, once TLS is up)."""
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         self.transport.write(self._request)

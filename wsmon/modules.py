@@ -71,11 +71,13 @@ class Module:
     steps: tuple[Step, ...] = ()
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
-    def request_headers(self) -> tuple[tuple[str, str], ...]:
-        """Headers to send, with ``User-Agent: wsmon/<version>`` unless one is configured."""
-        if any(k.lower() == "user-agent" for k, _ in self.headers):
-            return self.headers
-        return (("User-Agent", f"wsmon/{__version__}"), *self.headers)
+    # Computed once: the headers sent, with `User-Agent: wsmon/<version>` unless configured.
+    request_headers: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        has_agent = any(k.lower() == "user-agent" for k, _ in self.headers)
+        agent = () if has_agent else (("User-Agent", f"wsmon/{__version__}"),)
+        object.__setattr__(self, "request_headers", (*agent, *self.headers))
 
     def with_overrides(self, **changes: Any) -> Module:
         return replace(self, **changes)

@@ -10,7 +10,7 @@ import asyncio
 import socket
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from wsmon.connection import ClientConnection
 from wsmon.handshake import build_request, new_key
@@ -52,42 +52,55 @@ class Opening:
         loop = asyncio.get_running_loop()
         target, module = self.target, self.module
         proxy = parse_proxy(module.proxy_url)
-        host, port = (proxy.host, proxy.port) if proxy else (target.host, target.port)
         began = perf_counter()
-        addresses = await self._resolve(loop, host, port)
+        if proxy is None and target.is_ip:  # nothing to look up
+            family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+            addresses: list[tuple[int, Any]] = [(family, (target.host, target.port))]
+        else:
+            host, port = (proxy.host, proxy.port) if proxy else (target.host, target.port)
+            addresses = await self._resolve(loop, host, port)
         began = self.timed(Phase.RESOLVE, began)
         self.phase = Phase.CONNECT
-        sock = await self._connect(loop, addresses)
-        conn: C | None = None
+        key = new_key()
+        conn = factory(build_request(target.host_header, target.resource, key, _headers(module, target)), key, loop)
+        context = client_context(module.tls) if target.secure else None
+        server_name = (module.tls.server_name or target.host) if context else None
+        sock: socket.socket | None = None
         try:
-            if proxy is not None:
+            if proxy is None:
+                # The upgrade request goes out once TLS is up, or at once on a plain connection.
+                conn.request_on_connect = context is None
+                transport = await self._connect(loop, addresses, conn)
+                began = self.timed(Phase.CONNECT, began)
+                if context is not None:
+                    self.phase = Phase.TLS
+                    tls = await loop.start_tls(
+                        cast(asyncio.WriteTransport, transport), conn, context, server_hostname=server_name
+                    )
+                    assert tls is not None  # None only when the loop could not start TLS at all
+                    transport = tls
+                    conn.send_request(transport)
+            else:
+                sock = await self._connect_socket(loop, addresses)
                 await proxy_connect(loop, sock, target, proxy)
-            began = self.timed(Phase.CONNECT, began)
-            self.phase = Phase.TLS if target.secure else Phase.UPGRADE
-            key = new_key()
-            headers = module.request_headers()
-            if target.basic_auth and not any(k.lower() == "authorization" for k, _ in headers):
-                headers = (*headers, ("Authorization", f"Basic {target.basic_auth}"))
-            request = build_request(target.host_header, target.resource, key, headers, module.subprotocols)
-            conn = factory(request, key, loop)
-            context = client_context(module.tls) if target.secure else None
-            server_name = (module.tls.server_name or target.host) if context else None
-            transport, _ = await loop.create_connection(
-                lambda: conn, sock=sock, ssl=context, server_hostname=server_name
-            )
+                began = self.timed(Phase.CONNECT, began)
+                self.phase = Phase.TLS if context else Phase.UPGRADE
+                transport, _ = await loop.create_connection(
+                    lambda: conn, sock=sock, ssl=context, server_hostname=server_name
+                )
             if context is not None:
                 ssl_object = transport.get_extra_info("ssl_object")
                 self.tls_version = ssl_object.version() if ssl_object else None
                 self.cert_expiry = certificate_expiry(ssl_object)
                 began = self.timed(Phase.TLS, began, version=self.tls_version)
-                self.phase = Phase.UPGRADE
+            self.phase = Phase.UPGRADE
             response = await conn.opened
         except BaseException:
-            sock.close()  # a no-op once the transport owns it
-            if conn is not None:
-                conn.abort()
-                if not conn.opened.done():
-                    conn.opened.cancel()  # nobody will await it: no "exception never retrieved"
+            if sock is not None:
+                sock.close()  # a no-op once a transport owns it
+            conn.abort()
+            if not conn.opened.done():
+                conn.opened.cancel()  # nobody will await it: no "exception never retrieved"
             raise
         self.timed(Phase.UPGRADE, began, status=response.status)
         return conn
@@ -106,8 +119,28 @@ class Opening:
             raise socket.gaierror(f"no {module.ip_protocol} address for the host")
         return addresses
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]]) -> socket.socket:
-        """A connected socket to the first address that accepts."""
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]], conn: ClientConnection
+    ) -> asyncio.BaseTransport:
+        """A transport to the first address that accepts.
+
+        ``create_connection`` with an IP literal, not ``sock_connect``: uvloop's ``sock_connect``
+        looks the address up again in its thread pool, which cost ~40% of a probe's CPU here.
+        """
+        last: OSError | None = None
+        for family, sockaddr in addresses:
+            try:
+                transport, _ = await loop.create_connection(lambda: conn, sockaddr[0], sockaddr[1], family=family)
+            except OSError as exc:
+                last = exc
+                continue
+            self.ip_protocol = 6 if family == socket.AF_INET6 else 4
+            return transport
+        assert last is not None
+        raise last
+
+    async def _connect_socket(self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]]) -> socket.socket:
+        """A connected socket to the first address that accepts (to talk to a proxy first)."""
         last: OSError | None = None
         for family, sockaddr in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -126,3 +159,11 @@ class Opening:
             return sock
         assert last is not None
         raise last
+
+
+def _headers(module: Module, target: TargetURL) -> tuple[tuple[str, str], ...]:
+    """The module's request headers, plus basic auth from the URL's userinfo unless set."""
+    headers = module.request_headers
+    if target.basic_auth and not any(k.lower() == "authorization" for k, _ in headers):
+        headers = (*headers, ("Authorization", f"Basic {target.basic_auth}"))
+    return headers

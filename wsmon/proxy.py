@@ -6,6 +6,7 @@ import asyncio
 import base64
 import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from wsmon.target_url import TargetURL
@@ -26,6 +27,7 @@ class Proxy:
     authorization: str | None  # "Basic …" from the proxy URL's userinfo
 
 
+@lru_cache(maxsize=64)
 def parse_proxy(url: str | None) -> Proxy | None:
     if url is None:
         return None
