@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import uvicorn
@@ -39,8 +39,13 @@ class RunningExporter:
 
 
 @contextlib.asynccontextmanager
-async def running_exporter(config: Config | None = None, **settings: object) -> AsyncIterator[RunningExporter]:
-    state = ExporterState(config=config or Config(), **settings)  # type: ignore[arg-type]
+async def running_exporter(
+    config: Config | None = None, timeout: float | None = None, **settings: object
+) -> AsyncIterator[RunningExporter]:
+    config = config or Config()
+    if timeout is not None:
+        config = replace(config, settings=replace(config.settings, timeout=timeout))
+    state = ExporterState(config=config, **settings)  # type: ignore[arg-type]
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(state),

@@ -99,8 +99,8 @@ async def test_connect_module_exports_no_ping_figures(exporter: RunningExporter)
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({}, "missing target parameter: use ?target=wss://host/path\n"),
-        ({"target": ""}, "missing target parameter: use ?target=wss://host/path\n"),
+        ({}, "missing target parameter: use ?target=wss://host/path or a configured target name\n"),
+        ({"target": ""}, "missing target parameter: use ?target=wss://host/path or a configured target name\n"),
         ({"target": "http://example.com/x"}, "unsupported scheme http://: the target must be a ws:// or wss:// URL\n"),
         ({"target": "example.com"}, "unsupported scheme no scheme: the target must be a ws:// or wss:// URL\n"),
         ({"target": "ws://[::1/x"}, "unparsable target URL (invalid IPv6 address)\n"),

@@ -6,13 +6,13 @@ import contextlib
 import json
 import logging
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from wsmon import __version__
 from wsmon.check_output import probe_json, probe_line, probe_report, summary_json, summary_lines
-from wsmon.config import Config, load_config
+from wsmon.config import Config, Settings, load_config
 from wsmon.durations import parse_duration
 from wsmon.errors import ConfigError, TargetError
 from wsmon.logs import LogFormat, configure_logging
@@ -22,6 +22,7 @@ from wsmon.probe_log import ProbeLog
 from wsmon.redact import secrets
 from wsmon.result import ProbeResult
 from wsmon.serve import parse_listen_address, run, serve
+from wsmon.shard import parse_shard
 from wsmon.target_url import parse_target
 from wsmon.web import ExporterState
 
@@ -75,48 +76,56 @@ def _root(
 def serve_command(
     config: Annotated[
         str | None,
-        typer.Option("--config", help="Config file (TOML); without it wsmon is a pure /probe exporter."),
+        typer.Option(
+            "--config", help="Config file (TOML) with targets to monitor; without it wsmon is a pure /probe exporter."
+        ),
     ] = None,
     listen_address: Annotated[
         str, typer.Option("--web.listen-address", help="Address to listen on, host:port.")
     ] = ":9095",
-    telemetry_path: Annotated[
-        str, typer.Option("--web.telemetry-path", help="Path for the exporter's own metrics.")
-    ] = "/metrics",
+    telemetry_path: Annotated[str, typer.Option("--web.telemetry-path", help="Path for the metrics.")] = "/metrics",
     probe_path: Annotated[str, typer.Option("--web.probe-path", help="Path of the probe endpoint.")] = "/probe",
     timeout: Annotated[
-        str, typer.Option("--timeout", help="Longest a probe may take (Go duration, e.g. 10s).")
-    ] = "10s",
+        str | None,
+        typer.Option("--timeout", help="Longest a probe may take (Go duration) [default: 10s, or the config's]."),
+    ] = None,
     timeout_offset: Annotated[
         str, typer.Option("--timeout-offset", help="Subtracted from the scraper's timeout header.")
     ] = "500ms",
     ping_interval: Annotated[
-        str, typer.Option("--ping.interval", help="Ping period of persistent connections.")
-    ] = "1s",
+        str | None,
+        typer.Option("--ping.interval", help="Ping period of persistent connections [default: 1s, or the config's]."),
+    ] = None,
+    shard: Annotated[
+        str, typer.Option("--shard", help="I/N: this replica probes shard I (from 0) of N of the targets.")
+    ] = "0/1",
     debug: Annotated[bool, typer.Option("--debug", help="Log every probe's phases.")] = False,
     log_format: Annotated[str, typer.Option("--log.format", help="Log format: console or json.")] = "console",
 ) -> None:
-    """Serve /probe, /metrics and health endpoints (blackbox_exporter style)."""
+    """Serve /probe and /metrics; with --config, also monitor the configured targets continuously."""
     fmt = _log_format(log_format)
     configure_logging(logging.DEBUG if debug else logging.INFO, fmt)
+    overrides: dict[str, Any] = {}  # flags win over [settings]
+    if timeout is not None:
+        overrides["timeout"] = _duration(timeout)
+    if ping_interval is not None:
+        overrides["ping_interval"] = _duration(ping_interval)
     try:
         host, port = parse_listen_address(listen_address)
+        shard_index = parse_shard(shard)
         if not telemetry_path.startswith("/") or not probe_path.startswith("/"):
             raise ValueError("--web.telemetry-path and --web.probe-path must start with /")
-        loaded = _load(config)
+        loaded = load_config(config, overrides=overrides) if config else Config(settings=Settings(**overrides))
     except (ValueError, ConfigError) as exc:
         raise _fail_usage(str(exc)) from None
-    flag_timeout = _duration(timeout)
-    _duration(ping_interval)
     state = ExporterState(
         config=loaded,
-        timeout=loaded.settings.timeout if loaded.settings.timeout and timeout == "10s" else flag_timeout,
         timeout_offset=_duration(timeout_offset),
         debug=debug,
         telemetry_path=telemetry_path,
         probe_path=probe_path,
     )
-    run(lambda: serve(state, host, port))
+    run(lambda: serve(state, host, port, config_path=config, overrides=overrides, shard=shard_index))
 
 
 def _log_format(value: str) -> LogFormat:
@@ -221,7 +230,11 @@ def config_check_command(path: Annotated[str, typer.Argument(help="Config file t
         loaded = load_config(path)
     except ConfigError as exc:
         raise _fail_usage(str(exc)) from None
-    typer.echo(f"{path}: valid ({len(loaded.modules)} modules)")
+    modes = {mode: sum(t.mode == mode for t in loaded.targets) for mode in ("probe", "persistent")}
+    typer.echo(
+        f"{path}: valid ({len(loaded.modules)} modules, {len(loaded.targets)} targets: "
+        f"{modes['probe']} probe, {modes['persistent']} persistent)"
+    )
 
 
 def main() -> None:

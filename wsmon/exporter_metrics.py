@@ -16,6 +16,7 @@ __all__ = ["ExporterMetrics"]
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 class ExporterMetrics:
@@ -39,6 +40,29 @@ class ExporterMetrics:
             registry=self.registry,
         )
         self.in_flight = Gauge("wsmon_probes_in_flight", "Probes running right now", registry=self.registry)
+        self.scheduler_lag = Histogram(
+            "wsmon_scheduler_lag_seconds",
+            "How late probes and ping rounds start against their schedule",
+            buckets=_LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.targets = Gauge(
+            "wsmon_targets", "Targets monitored by this replica, by mode", ["mode"], registry=self.registry
+        )
+        self.reload_ok = Gauge(
+            "wsmon_config_last_reload_successful", "Whether the last config (re)load succeeded", registry=self.registry
+        )
+        self.reload_time = Gauge(
+            "wsmon_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config (re)load",
+            registry=self.registry,
+        )
+        self.shard = Gauge(
+            "wsmon_shard_info",
+            "This replica's shard (from 0) and the number of shards",
+            ["shard", "shards"],
+            registry=self.registry,
+        )
 
     def observe(self, module: str, result: ProbeResult) -> None:
         self.probes.labels(module, "success" if result.success else "failure").inc()

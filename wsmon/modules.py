@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from wsmon import __version__
-from wsmon.durations import parse_duration
 from wsmon.errors import ConfigError
 from wsmon.jsonpath import JsonPath
 from wsmon.redact import secrets
 from wsmon.secret_sources import expand_env, read_secret_file
+from wsmon.validate import check_keys, duration, typed
 
 __all__ = ["BUILTIN_MODULES", "Module", "Step", "TLSOptions", "parse_module"]
 
@@ -112,47 +112,6 @@ _STEP_KEYS = {"send", "expect", "expect_json", "extract", "name"}
 _AUTH_KEYS = {"username", "password", "password_file"}
 
 
-def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(sorted(allowed))}")
-
-
-_TOML_TYPES: tuple[tuple[type, str], ...] = (
-    (bool, "a boolean"),  # before int: a bool is an int in Python
-    (int, "an integer"),
-    (float, "a float"),
-    (str, "a string"),
-    (list, "an array"),
-    (Mapping, "a table"),
-)
-
-
-def _toml_type(value: Any) -> str:
-    return next((name for kind, name in _TOML_TYPES if isinstance(value, kind)), "a date or time")
-
-
-def _typed(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    """``table[key]`` if it has the TOML type ``kind``; the message names types, never the value
-    (a secret given in the wrong place must not end up in an error)."""
-    value = table[key]
-    if _toml_type(value) != _toml_type_of(kind):
-        raise ConfigError(f"{where}: {key} must be {_toml_type_of(kind)}, not {_toml_type(value)}")
-    return value
-
-
-def _toml_type_of(kind: type) -> str:
-    return next(name for k, name in _TOML_TYPES if issubclass(kind, k) or kind is k)
-
-
-def _duration(table: Mapping[str, Any], key: str, where: str) -> float:
-    text = _typed(table, key, str, where)
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {key}: {exc}") from None
-
-
 def _regex(text: str, where: str) -> re.Pattern[str]:
     try:
         return re.compile(text)
@@ -170,13 +129,13 @@ def _json_path(text: str, where: str) -> JsonPath:
 def _parse_step(table: Any, where: str) -> Step:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: a step must be a table with send/expect keys")
-    _check_keys(table, _STEP_KEYS, where)
+    check_keys(table, _STEP_KEYS, where)
     step = Step(
-        send=_typed(table, "send", str, where) if "send" in table else None,
-        expect=_regex(_typed(table, "expect", str, where), where) if "expect" in table else None,
-        expect_json=_json_path(_typed(table, "expect_json", str, where), where) if "expect_json" in table else None,
-        extract=_json_path(_typed(table, "extract", str, where), where) if "extract" in table else None,
-        value_name=_typed(table, "name", str, where) if "name" in table else "value",
+        send=typed(table, "send", str, where) if "send" in table else None,
+        expect=_regex(typed(table, "expect", str, where), where) if "expect" in table else None,
+        expect_json=_json_path(typed(table, "expect_json", str, where), where) if "expect_json" in table else None,
+        extract=_json_path(typed(table, "extract", str, where), where) if "extract" in table else None,
+        value_name=typed(table, "name", str, where) if "name" in table else "value",
     )
     if step.send is None and not step.waits:
         raise ConfigError(f"{where}: a step needs send, expect, expect_json or extract")
@@ -190,9 +149,9 @@ def _secret(table: Mapping[str, Any], key: str, where: str, env: Mapping[str, st
     if key in table and f"{key}_file" in table:
         raise ConfigError(f"{where}: set {key} or {key}_file, not both")
     if f"{key}_file" in table:
-        return read_secret_file(_typed(table, f"{key}_file", str, where), where)
+        return read_secret_file(typed(table, f"{key}_file", str, where), where)
     if key in table:
-        value = expand_env(_typed(table, key, str, where), where, env)
+        value = expand_env(typed(table, key, str, where), where, env)
         secrets.add([value])
         return value
     return None
@@ -201,23 +160,23 @@ def _secret(table: Mapping[str, Any], key: str, where: str, env: Mapping[str, st
 def parse_module(name: str, table: Mapping[str, Any], where: str, env: Mapping[str, str] | None = None) -> Module:
     """Validate a ``[modules.<name>]`` table; ConfigError names the first thing wrong."""
     where = f"{where}: module {name!r}"
-    _check_keys(table, _MODULE_KEYS, where)
+    check_keys(table, _MODULE_KEYS, where)
     opts: dict[str, Any] = {"name": name}
     if "timeout" in table:
-        opts["timeout"] = _duration(table, "timeout", where)
+        opts["timeout"] = duration(table, "timeout", where)
         if opts["timeout"] <= 0:
             raise ConfigError(f"{where}: timeout must be greater than 0")
     if "ping" in table:
-        opts["ping"] = _typed(table, "ping", bool, where)
+        opts["ping"] = typed(table, "ping", bool, where)
     if "pings" in table:
-        opts["pings"] = _typed(table, "pings", int, where)
+        opts["pings"] = typed(table, "pings", int, where)
         if not 1 <= opts["pings"] <= 100:
             raise ConfigError(f"{where}: pings must be between 1 and 100")
     if "ping_spacing" in table:
-        opts["ping_spacing"] = _duration(table, "ping_spacing", where)
+        opts["ping_spacing"] = duration(table, "ping_spacing", where)
     headers: list[tuple[str, str]] = []
     if "headers" in table:
-        raw_headers = _typed(table, "headers", Mapping, where)
+        raw_headers = typed(table, "headers", Mapping, where)
         for key, value in raw_headers.items():
             if not isinstance(value, str):
                 raise ConfigError(f"{where}: header {key!r} must be a string")
@@ -226,8 +185,8 @@ def parse_module(name: str, table: Mapping[str, Any], where: str, env: Mapping[s
                 secrets.add([value])
             headers.append((key, value))
     if "basic_auth" in table:
-        auth = _typed(table, "basic_auth", Mapping, f"{where}")
-        _check_keys(auth, _AUTH_KEYS, f"{where}: basic_auth")
+        auth = typed(table, "basic_auth", Mapping, f"{where}")
+        check_keys(auth, _AUTH_KEYS, f"{where}: basic_auth")
         if "username" not in auth:
             raise ConfigError(f"{where}: basic_auth needs a username")
         password = _secret(auth, "password", f"{where}: basic_auth", env) or ""
@@ -241,39 +200,39 @@ def parse_module(name: str, table: Mapping[str, Any], where: str, env: Mapping[s
         raise ConfigError(f"{where}: set one of basic_auth, bearer_token or an Authorization header")
     opts["headers"] = tuple(headers)
     if "subprotocols" in table:
-        protos = _typed(table, "subprotocols", list, where)
+        protos = typed(table, "subprotocols", list, where)
         if not all(isinstance(p, str) and p for p in protos):
             raise ConfigError(f"{where}: subprotocols must be a list of non-empty strings")
         opts["subprotocols"] = tuple(protos)
     if "tls" in table:
-        tls = _typed(table, "tls", Mapping, where)
-        _check_keys(tls, _TLS_KEYS, f"{where}: tls")
+        tls = typed(table, "tls", Mapping, where)
+        check_keys(tls, _TLS_KEYS, f"{where}: tls")
         for key in _TLS_KEYS - {"insecure_skip_verify"}:
             if key in tls:
-                _typed(tls, key, str, f"{where}: tls")
+                typed(tls, key, str, f"{where}: tls")
         if "insecure_skip_verify" in tls:
-            _typed(tls, "insecure_skip_verify", bool, f"{where}: tls")
+            typed(tls, "insecure_skip_verify", bool, f"{where}: tls")
         if ("cert_file" in tls) != ("key_file" in tls):
             raise ConfigError(f"{where}: tls needs both cert_file and key_file for a client certificate")
         opts["tls"] = TLSOptions(**tls)
     if "proxy_url" in table:
-        proxy = expand_env(_typed(table, "proxy_url", str, where), where, env)
+        proxy = expand_env(typed(table, "proxy_url", str, where), where, env)
         if not proxy.startswith("http://"):
             raise ConfigError(f"{where}: proxy_url must be an http:// URL of an HTTP CONNECT proxy")
         secrets.add_url(proxy)
         opts["proxy_url"] = proxy
     if "ip_protocol" in table:
-        ip = _typed(table, "ip_protocol", str, where)
+        ip = typed(table, "ip_protocol", str, where)
         if ip not in ("auto", "ip4", "ip6"):
             raise ConfigError(f"{where}: ip_protocol must be auto, ip4 or ip6, not {ip!r}")
         opts["ip_protocol"] = ip
     if "ip_protocol_fallback" in table:
-        opts["ip_protocol_fallback"] = _typed(table, "ip_protocol_fallback", bool, where)
+        opts["ip_protocol_fallback"] = typed(table, "ip_protocol_fallback", bool, where)
     if "max_message_size" in table:
-        opts["max_message_size"] = _typed(table, "max_message_size", int, where)
+        opts["max_message_size"] = typed(table, "max_message_size", int, where)
         if opts["max_message_size"] < 1:
             raise ConfigError(f"{where}: max_message_size must be at least 1 byte")
     if "steps" in table:
-        raw_steps = _typed(table, "steps", list, where)
+        raw_steps = typed(table, "steps", list, where)
         opts["steps"] = tuple(_parse_step(s, f"{where}: step {i + 1}") for i, s in enumerate(raw_steps))
     return Module(**opts)

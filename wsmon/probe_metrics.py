@@ -96,5 +96,29 @@ class ProbeFamilies:
             if step.value is not None and step.value_name is not None:
                 set_("probe_websocket_message_value", {**labels, "name": step.value_name}, step.value)
 
+    def add_connection(
+        self,
+        labels: Mapping[str, str],
+        *,
+        up: bool,
+        connect_duration: float | None,
+        ping_enabled: bool,
+        ping_ok: bool,
+        rtt: float | None,
+        reason: str | None,
+    ) -> None:
+        """The seed gauges for a persistent connection: the state of its latest ping."""
+        set_ = self._set
+        set_("probe_success", labels, float(up and (ping_ok or not ping_enabled)))
+        set_("probe_websocket_up", labels, float(up))
+        if up and connect_duration is not None:
+            set_("probe_websocket_connection_duration_seconds", labels, connect_duration)
+        if ping_enabled:
+            set_("probe_websocket_ping_pong_success", labels, float(up and ping_ok))
+            if rtt is not None:
+                set_("probe_websocket_ping_pong_duration_seconds", labels, rtt)
+        if reason is not None and not (up and ping_ok):
+            set_("probe_websocket_failure_info", {**labels, "reason": reason}, 1.0)
+
     def collect(self) -> Iterable[Metric]:
         return [m for m in self._metrics.values() if m.samples]

@@ -1,14 +1,22 @@
-"""``wsmon serve``: the web app under uvicorn, in one event loop (uvloop where available)."""
+"""``wsmon serve``: the web app under uvicorn and the monitor, in one event loop (uvloop).
+
+wsmon handles the signals itself: SIGHUP reloads the config; SIGTERM and SIGINT close every
+persistent connection with a close frame (1001, going away), stop the web server and exit 0.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import structlog
 import uvicorn
 
+from wsmon.monitor import Monitor
+from wsmon.systemd import Notifier
 from wsmon.web import ExporterState, create_app
 
 __all__ = ["parse_listen_address", "run", "serve"]
@@ -26,19 +34,70 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)
 
 
-async def serve(state: ExporterState, host: str, port: int) -> None:
-    config = uvicorn.Config(
-        create_app(state),
-        host=host,
-        port=port,
-        log_config=None,  # logging is configured by wsmon.logs
-        access_log=False,  # access lines would carry /probe?target=… URLs, tokens included
-        lifespan="off",
-        ws_ping_interval=None,  # the echo endpoint must not ping the probes that test it
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # wsmon installs its own handlers: reload on SIGHUP, a graceful close on SIGTERM
+
+
+async def serve(
+    state: ExporterState,
+    host: str,
+    port: int,
+    *,
+    config_path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> None:
+    loop = asyncio.get_running_loop()
+    notifier = Notifier()
+    monitor = Monitor(state.config, state.metrics, config_path=config_path, overrides=overrides, shard=shard)
+    state.monitor = monitor
+
+    def reload() -> bool:
+        notifier.notify("RELOADING=1")
+        ok = monitor.reload()
+        state.config = monitor.config
+        notifier.notify("READY=1")
+        return ok
+
+    state.reload = reload
+    server = _Server(
+        uvicorn.Config(
+            create_app(state),
+            host=host,
+            port=port,
+            log_config=None,  # logging is configured by wsmon.logs
+            access_log=False,  # access lines would carry /probe?target=… URLs, tokens included
+            lifespan="off",
+            ws_ping_interval=None,  # the echo endpoint must not ping the probes that test it
+        )
     )
-    server = uvicorn.Server(config)
-    log.info("listening", address=f"{host}:{port}", probe_path=state.probe_path, metrics_path=state.telemetry_path)
-    await server.serve()
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    serving = loop.create_task(server.serve())
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
+        await asyncio.sleep(0.01)
+    if server.started:
+        log.info(
+            "listening",
+            address=f"{host}:{port}",
+            probe_path=state.probe_path,
+            metrics_path=state.telemetry_path,
+            targets=len(monitor.store),
+        )
+        notifier.ready()
+        stopped = loop.create_task(stopping.wait())
+        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+    notifier.stopping()
+    log.info("shutting down")
+    await monitor.stop()
+    server.should_exit = True
+    await serving
+    notifier.close()
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -6,7 +6,9 @@ Handlers only read state and run probes; they never change configuration or resu
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,6 +27,9 @@ from wsmon.probe_metrics import ProbeFamilies
 from wsmon.target_url import parse_target
 from wsmon.timeouts import probe_timeout
 
+if TYPE_CHECKING:
+    from wsmon.monitor import Monitor
+
 __all__ = ["ECHO_PATH", "ExporterState", "create_app"]
 
 ECHO_PATH = "/ws/echo"
@@ -33,13 +38,14 @@ _SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
 @dataclass
 class ExporterState:
-    config: Config
-    timeout: float = 10.0  # --timeout
+    config: Config  # replaced on reload
     timeout_offset: float = 0.5  # subtracted from the scraper's deadline
     debug: bool = False  # --debug: log every probe's phases
     telemetry_path: str = "/metrics"
     probe_path: str = "/probe"
     metrics: ExporterMetrics = field(default_factory=ExporterMetrics)
+    monitor: Monitor | None = None  # continuous mode, once started
+    reload: Callable[[], bool] | None = None  # what SIGHUP does
 
 
 def _bad_request(message: str) -> PlainTextResponse:
@@ -51,8 +57,13 @@ async def _probe(request: Request) -> Response:
     params = request.query_params
     target = params.get("target")
     if not target:
-        return _bad_request("missing target parameter: use ?target=wss://host/path")
-    module_name = params.get("module", "ping")
+        return _bad_request("missing target parameter: use ?target=wss://host/path or a configured target name")
+    configured = None if "://" in target else state.config.target(target)
+    if configured is not None:  # a name from the config: its URL (and token) never leave wsmon
+        target = configured.url
+    elif "://" not in target and state.config.targets:
+        return _bad_request(f"unknown target name {target!r}: use a name from the config or a ws:// URL")
+    module_name = params.get("module") or (configured.module.name if configured else "ping")
     module = state.config.modules.get(module_name)
     if module is None:
         known = ", ".join(sorted(state.config.modules))
@@ -63,7 +74,10 @@ async def _probe(request: Request) -> Response:
         return _bad_request(str(exc))
     try:
         timeout = probe_timeout(
-            state.timeout, module.timeout, request.headers.get(_SCRAPE_TIMEOUT_HEADER), state.timeout_offset
+            configured.timeout if configured else state.config.settings.timeout,
+            module.timeout,
+            request.headers.get(_SCRAPE_TIMEOUT_HEADER),
+            state.timeout_offset,
         )
     except ValueError as exc:
         return _bad_request(f"bad {_SCRAPE_TIMEOUT_HEADER} header: {exc}")
@@ -90,6 +104,15 @@ async def _metrics(request: Request) -> Response:
     state: ExporterState = request.app.state.exporter
     body, content_type = render(state.metrics.registry, request.headers.get("accept"))
     return Response(body, media_type=content_type)
+
+
+async def _reload(request: Request) -> Response:
+    state: ExporterState = request.app.state.exporter
+    if state.reload is None:
+        return PlainTextResponse("nothing to reload: wsmon runs without --config\n", status_code=400)
+    if state.reload():
+        return PlainTextResponse("config reloaded\n")
+    return PlainTextResponse("config reload failed; the previous config keeps running (see the logs)\n", 500)
 
 
 async def _healthy(_: Request) -> Response:
@@ -146,6 +169,7 @@ def create_app(state: ExporterState) -> Starlette:
             Route(state.telemetry_path, _metrics),
             Route("/-/healthy", _healthy, methods=["GET", "HEAD"]),
             Route("/-/ready", _ready, methods=["GET", "HEAD"]),
+            Route("/-/reload", _reload, methods=["POST", "PUT"]),
             WebSocketRoute(ECHO_PATH, _echo),
         ]
     )
