@@ -173,8 +173,10 @@ Handler = Callable[[Peer], Awaitable[None]]
 
 
 @contextlib.asynccontextmanager
-async def raw_server(handler: Handler, *, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
-    """Serve ``handler`` on an ephemeral port; on exit every connection is closed and awaited."""
+async def raw_server(
+    handler: Handler, *, ssl_context: ssl.SSLContext | None = None, port: int = 0
+) -> AsyncIterator[Server]:
+    """Serve ``handler`` (on an ephemeral port unless given); on exit every connection is closed."""
     tasks: set[asyncio.Task[None]] = set()
     writers: list[asyncio.StreamWriter] = []
     server_info = Server(port=0, secure=ssl_context is not None)
@@ -196,7 +198,7 @@ async def raw_server(handler: Handler, *, ssl_context: ssl.SSLContext | None = N
             writer.close()
             tasks.discard(task)
 
-    server = await asyncio.start_server(connected, HOST, 0, ssl=ssl_context)
+    server = await asyncio.start_server(connected, HOST, port, ssl=ssl_context, reuse_address=True)
     server_info.port = server.sockets[0].getsockname()[1]
     try:
         yield server_info

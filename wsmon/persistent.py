@@ -140,9 +140,8 @@ class PersistentTarget:
 
     # --- connecting -------------------------------------------------------------------------
 
-    def _transition(self, new: ConnectionState, **details: Any) -> None:
-        old = self.state.state
-        self.state.state = new
+    def _log_transition(self, old: ConnectionState, **details: Any) -> None:
+        new = self.state.state
         if old != new:
             log.info("connection state", target=self.target.name, **{"from": str(old), "to": str(new)}, **details)
 
@@ -153,7 +152,8 @@ class PersistentTarget:
         return conn
 
     async def _connect(self) -> None:
-        self._transition(ConnectionState.CONNECTING)
+        old, self.state.state = self.state.state, ConnectionState.CONNECTING
+        self._log_transition(old)
         opening = Opening(self._url, self.target.module)
         try:
             async with asyncio.timeout(self.target.timeout):
@@ -162,14 +162,14 @@ class PersistentTarget:
             reason, message = failure_of(exc, opening.phase, self.target.name)
             self.state.record_failure(reason, message)
             self.state.record_disconnected()
-            self._transition(ConnectionState.DISCONNECTED, reason=str(reason), error=message)
+            self._log_transition(ConnectionState.CONNECTING, reason=str(reason), error=message)
             self._retry()
             return
         finally:
             self._opening = None
         phases = opening.phases
         self.state.record_connected(sum(phases.get(p, 0.0) for p in (Phase.CONNECT, Phase.TLS, Phase.UPGRADE)))
-        self._transition(ConnectionState.CONNECTED, reconnects=self.state.reconnects)
+        self._log_transition(ConnectionState.CONNECTING, reconnects=self.state.reconnects)
         self.conn, self.close_code = conn, None
         subscribe = self.target.subscribe
         if subscribe is not None:
@@ -235,7 +235,7 @@ class PersistentTarget:
         self.conn, self._ping_sent_at = None, None
         self.state.record_disconnected()
         if self._stopping:
-            self._transition(ConnectionState.DISCONNECTED)
+            self._log_transition(ConnectionState.CONNECTED, code=self.close_code)
             if not self._closed.done():
                 self._closed.set_result(None)
             return
@@ -245,7 +245,7 @@ class PersistentTarget:
             else (f"the connection was lost: {exc}" if exc else "the connection was closed")
         )
         self.state.record_failure(Reason.CLOSED, why)
-        self._transition(ConnectionState.DISCONNECTED, reason=str(Reason.CLOSED), error=why)
+        self._log_transition(ConnectionState.CONNECTED, reason=str(Reason.CLOSED), error=why)
         self._retry()
 
     # --- stopping ---------------------------------------------------------------------------

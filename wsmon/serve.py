@@ -51,17 +51,6 @@ async def serve(
 ) -> None:
     loop = asyncio.get_running_loop()
     notifier = Notifier()
-    monitor = Monitor(state.config, state.metrics, config_path=config_path, overrides=overrides, shard=shard)
-    state.monitor = monitor
-
-    def reload() -> bool:
-        notifier.notify("RELOADING=1")
-        ok = monitor.reload()
-        state.config = monitor.config
-        notifier.notify("READY=1")
-        return ok
-
-    state.reload = reload
     server = _Server(
         uvicorn.Config(
             create_app(state),
@@ -76,10 +65,22 @@ async def serve(
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, reload)
     serving = loop.create_task(server.serve())
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.01)
+    # Targets start once wsmon listens: the bundled config watches wsmon's own echo endpoint.
+    monitor = Monitor(state.config, state.metrics, config_path=config_path, overrides=overrides, shard=shard)
+    state.monitor = monitor
+
+    def reload() -> bool:
+        notifier.notify("RELOADING=1")
+        ok = monitor.reload()
+        state.config = monitor.config
+        notifier.notify("READY=1")
+        return ok
+
+    state.reload = reload
+    loop.add_signal_handler(signal.SIGHUP, reload)
     if server.started:
         log.info(
             "listening",

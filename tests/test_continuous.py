@@ -1,0 +1,172 @@
+"""Continuous mode against real local servers: persistent and probe-mode targets, reconnects,
+reload, and a clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from tests import servers
+from tests.servers import MS, Peer, Server
+from wsmon.config import load_config, parse_config
+from wsmon.exporter_metrics import ExporterMetrics
+from wsmon.monitor import Monitor
+from wsmon.reasons import Reason
+from wsmon.store import ConnectionState
+
+
+def value(metrics: ExporterMetrics, name: str, **labels: str) -> float:
+    found = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+async def eventually(condition: Any, timeout: float, step: float = 20 * MS) -> None:
+    """Wait until ``condition()`` is true; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(step)
+
+
+class CloseRecorder:
+    """Answers pings and records the close code each client sends."""
+
+    def __init__(self) -> None:
+        self.close_codes: list[int] = []
+        self.connections = 0
+
+    async def __call__(self, peer: Peer) -> None:
+        await peer.upgrade()
+        self.connections += 1
+        while (frame := await peer.read_frame()) is not None:
+            opcode, payload = frame
+            if opcode == servers.OP_PING:
+                await peer.send(servers.server_frame(servers.OP_PONG, payload))
+            elif opcode == servers.OP_CLOSE:
+                self.close_codes.append(int.from_bytes(payload[:2], "big"))
+                await peer.send(servers.server_frame(servers.OP_CLOSE, payload[:2]))
+                return
+
+
+@contextlib.asynccontextmanager
+async def monitoring(data: dict[str, Any], path: Path | None = None) -> AsyncIterator[tuple[Monitor, ExporterMetrics]]:
+    metrics = ExporterMetrics()
+    config = load_config(path) if path is not None else parse_config(data, "test.toml")
+    monitor = Monitor(config, metrics, config_path=None if path is None else str(path))
+    try:
+        yield monitor, metrics
+    finally:
+        await monitor.stop()
+
+
+async def test_persistent_probe_and_hanging_targets_side_by_side() -> None:
+    async with servers.echo_server() as echo, servers.silent_server() as silent:
+        data = {
+            "settings": {"ping_interval": "100ms", "timeout": "300ms"},
+            "targets": [
+                {"name": "steady", "url": echo.url("/"), "mode": "persistent", "labels": {"chain": "eth"}},
+                {"name": "fresh", "url": echo.url("/"), "interval": "500ms"},
+                {"name": "hanging", "url": silent.url("/"), "interval": "500ms"},
+            ],
+        }
+        async with monitoring(data) as (_monitor, metrics):
+            steady = {"target": "steady", "chain": "eth"}
+            await eventually(lambda: value(metrics, "wsmon_connection_state", **steady, state="connected") == 1, 2)
+            pings_before = value(metrics, "wsmon_ping_pong_duration_seconds_count", **steady)
+            await asyncio.sleep(2.0)
+            pings = value(metrics, "wsmon_ping_pong_duration_seconds_count", **steady) - pings_before
+            assert 14 <= pings <= 21, pings  # one per 100 ms
+            fresh = value(metrics, "wsmon_probes_total", target="fresh", result="success", reason="none")
+            assert 3 <= fresh <= 6, fresh  # one per 500 ms over ~2.2 s
+            hanging = value(metrics, "wsmon_probes_total", target="hanging", result="failure", reason="timeout")
+            assert 3 <= hanging <= 6, hanging  # fails on time, every time
+            assert value(metrics, "probe_success", target="hanging") == 0
+            assert value(metrics, "probe_success", target="fresh") == 1
+            assert value(metrics, "probe_success", **steady) == 1
+            assert value(metrics, "probe_websocket_up", **steady) == 1
+            assert value(metrics, "wsmon_targets", mode="persistent") == 1
+            assert value(metrics, "wsmon_targets", mode="probe") == 2
+            assert value(metrics, "wsmon_ping_pong_window_seconds", **steady, quantile="0.5") > 0
+            assert value(metrics, "wsmon_scheduler_lag_seconds_count") > 0
+
+
+async def test_persistent_target_reconnects_with_backoff() -> None:
+    port = servers.refused_port()
+    recorder = CloseRecorder()
+    data = {
+        "settings": {"ping_interval": "100ms", "reconnect_backoff": "50ms", "reconnect_backoff_max": "400ms"},
+        "targets": [{"name": "node", "url": f"ws://127.0.0.1:{port}/", "mode": "persistent"}],
+    }
+    async with monitoring(data) as (monitor, metrics):
+        state = monitor.store.get("node")
+        assert state is not None
+        async with servers.raw_server(recorder, port=port):
+            await eventually(lambda: state.state is ConnectionState.CONNECTED, 3)
+            assert state.reconnects == 0
+        # The server is gone: the connection notices at once (the peer closed it).
+        await eventually(lambda: state.state is not ConnectionState.CONNECTED, 2)
+        refused_before = state.failures.get(Reason.REFUSED, 0)
+        await asyncio.sleep(1.5)
+        attempts = state.failures.get(Reason.REFUSED, 0) - refused_before
+        # 50 ms doubling to 400 ms, with jitter: a handful of attempts, not dozens.
+        assert 2 <= attempts <= 12, attempts
+        async with servers.raw_server(recorder, port=port):
+            await eventually(lambda: state.state is ConnectionState.CONNECTED, 2)
+            assert state.reconnects == 1
+            assert value(metrics, "wsmon_reconnects_total", target="node") == 1
+            assert value(metrics, "wsmon_probes_total", target="node", result="failure", reason="closed") >= 1
+
+
+def write_config(path: Path, targets: list[tuple[str, Server, str]], extra: str = "") -> None:
+    lines = ['[settings]\nping_interval = "100ms"\ninterval = "1s"\ntimeout = "500ms"\n', extra]
+    for name, server, mode in targets:
+        lines.append(f'[[targets]]\nname = "{name}"\nurl = "{server.url("/")}"\nmode = "{mode}"\n')
+    path.write_text("\n".join(lines))
+
+
+async def test_reload_adds_and_removes_without_touching_the_rest(tmp_path: Path) -> None:
+    keep, drop, new = CloseRecorder(), CloseRecorder(), CloseRecorder()
+    async with (
+        servers.raw_server(keep) as keep_server,
+        servers.raw_server(drop) as drop_server,
+        servers.raw_server(new) as new_server,
+    ):
+        path = tmp_path / "targets.toml"
+        write_config(path, [("keep", keep_server, "persistent"), ("drop", drop_server, "persistent")])
+        async with monitoring({}, path) as (monitor, metrics):
+            keep_state, drop_state = monitor.store.get("keep"), monitor.store.get("drop")
+            assert keep_state is not None and drop_state is not None
+            await eventually(lambda: keep.connections == 1 and drop.connections == 1, 3)
+            await eventually(lambda: keep_state.pings_ok >= 2, 3)
+            write_config(path, [("keep", keep_server, "persistent"), ("new", new_server, "persistent")])
+            assert monitor.reload() is True
+            await eventually(lambda: new.connections == 1, 3)
+            await eventually(lambda: drop.close_codes == [1000], 3)  # removed: a normal closure
+            assert monitor.store.get("keep") is keep_state  # same history…
+            assert keep.connections == 1  # …and the same connection
+            assert monitor.store.get("drop") is None
+            assert value(metrics, "wsmon_config_last_reload_successful") == 1
+
+            path.write_text("[[targets]]\nname = 'broken'\n")  # no url
+            assert monitor.reload() is False
+            assert value(metrics, "wsmon_config_last_reload_successful") == 0
+            assert {s.target.name for s in monitor.store} == {"keep", "new"}
+            pings = keep_state.pings_ok
+            await eventually(lambda: keep_state.pings_ok > pings, 2)  # still running
+
+
+async def test_stop_sends_going_away_to_every_peer() -> None:
+    first, second = CloseRecorder(), CloseRecorder()
+    async with servers.raw_server(first) as one, servers.raw_server(second) as two:
+        data = {
+            "targets": [
+                {"name": "one", "url": one.url("/"), "mode": "persistent"},
+                {"name": "two", "url": two.url("/"), "mode": "persistent"},
+            ]
+        }
+        async with monitoring(data) as (_monitor, _):
+            await eventually(lambda: first.connections == second.connections == 1, 3)
+        await eventually(lambda: first.close_codes == second.close_codes == [1001], 2)
