@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup system-deps run test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+system-deps:  ## Debian packages the tests use for real (installed when root)
+	scripts/install-system-deps
+
 run: setup  ## serve /probe, /metrics and the bundled targets.toml on :9095
 	$(BIN)/wsmon serve --config targets.toml
 
@@ -22,7 +25,7 @@ lint: setup
 	$(BIN)/ruff format --check wsmon tests bench
 	$(BIN)/mypy
 
-test: setup lint
+test: setup system-deps lint
 	$(BIN)/pytest -q
 
 bench: setup
