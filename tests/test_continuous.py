@@ -170,3 +170,19 @@ async def test_stop_sends_going_away_to_every_peer() -> None:
         async with monitoring(data) as (_monitor, _):
             await eventually(lambda: first.connections == second.connections == 1, 3)
         await eventually(lambda: first.close_codes == second.close_codes == [1001], 2)
+
+
+async def test_a_connection_that_stops_answering_pings_is_replaced() -> None:
+    async with servers.no_ping_server() as silent_pongs:
+        data = {
+            "settings": {"ping_interval": "100ms", "timeout": "300ms", "reconnect_backoff": "50ms"},
+            "targets": [{"name": "mute", "url": silent_pongs.url("/"), "mode": "persistent"}],
+        }
+        async with monitoring(data) as (monitor, metrics):
+            state = monitor.store.get("mute")
+            assert state is not None
+            await eventually(lambda: state.failures.get(Reason.PING_TIMEOUT, 0) >= 2, 5)
+            await eventually(lambda: state.reconnects >= 1, 3)
+            assert Reason.CLOSED not in state.failures  # the drop was ours: counted once, as ping_timeout
+            assert value(metrics, "probe_websocket_ping_pong_success", target="mute") == 0
+            assert state.last_error is not None and state.last_error.message == "no pong within 0.3s"

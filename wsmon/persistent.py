@@ -131,6 +131,7 @@ class PersistentTarget:
         self.conn: _Connection | None = None
         self.slot: int | None = None  # the PingWheel's
         self.close_code: int | None = None
+        self._given_up = False  # this side dropped the connection (no pong in time)
         self._ping_payload = b""
         self._ping_sent_at: float | None = None
         self._seq = 0
@@ -170,7 +171,7 @@ class PersistentTarget:
         phases = opening.phases
         self.state.record_connected(sum(phases.get(p, 0.0) for p in (Phase.CONNECT, Phase.TLS, Phase.UPGRADE)))
         self._log_transition(ConnectionState.CONNECTING, reconnects=self.state.reconnects)
-        self.conn, self.close_code = conn, None
+        self.conn, self.close_code, self._given_up = conn, None, False
         subscribe = self.target.subscribe
         if subscribe is not None:
             conn.parser.keep_data = subscribe.extract is not None
@@ -202,6 +203,7 @@ class PersistentTarget:
             message = f"no pong within {self.target.timeout:g}s"
             self.state.record_failure(Reason.PING_TIMEOUT, message)
             log.warning("ping timeout", target=self.target.name, error=message)
+            self._given_up = True  # already counted: the loss that follows is no news
             conn.abort()  # a connection that stopped answering is dead: reconnect
             return
         self._seq = (self._seq + 1) & 0xFFFFFFFF
@@ -239,13 +241,16 @@ class PersistentTarget:
             if not self._closed.done():
                 self._closed.set_result(None)
             return
-        why = (
-            f"the server closed the WebSocket (code {self.close_code})"
-            if self.close_code
-            else (f"the connection was lost: {exc}" if exc else "the connection was closed")
-        )
-        self.state.record_failure(Reason.CLOSED, why)
-        self._log_transition(ConnectionState.CONNECTED, reason=str(Reason.CLOSED), error=why)
+        if self._given_up:
+            self._log_transition(ConnectionState.CONNECTED, reason=str(Reason.PING_TIMEOUT))
+        else:
+            why = (
+                f"the server closed the WebSocket (code {self.close_code})"
+                if self.close_code
+                else (f"the connection was lost: {exc}" if exc else "the connection was closed")
+            )
+            self.state.record_failure(Reason.CLOSED, why)
+            self._log_transition(ConnectionState.CONNECTED, reason=str(Reason.CLOSED), error=why)
         self._retry()
 
     # --- stopping ---------------------------------------------------------------------------
