@@ -6,21 +6,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 from typing import Any
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests import servers
 from tests.servers import MS, Peer, Server
+from wsmon.collector import TARGET_FAMILIES, write_target
 from wsmon.config import load_config, parse_config
 from wsmon.exporter_metrics import ExporterMetrics
 from wsmon.monitor import Monitor
 from wsmon.reasons import Reason
+from wsmon.sinks import TextSink
 from wsmon.store import ConnectionState
 
 
-def value(metrics: ExporterMetrics, name: str, **labels: str) -> float:
-    found = metrics.registry.get_sample_value(name, labels)
-    return 0.0 if found is None else found
+@dataclass
+class Readings:
+    """What /metrics would show: the exporter's registry and every target's series."""
+
+    monitor: Monitor
+    metrics: ExporterMetrics
+
+    def text(self) -> str:
+        sink = TextSink(TARGET_FAMILIES)
+        for state in self.monitor.store:
+            write_target(sink, state, perf_counter())
+        return (generate_latest(self.metrics.registry) + sink.render()).decode()
+
+
+def value(readings: Readings, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(readings.text()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
 
 
 async def eventually(condition: Any, timeout: float, step: float = 20 * MS) -> None:
@@ -52,12 +76,12 @@ class CloseRecorder:
 
 
 @contextlib.asynccontextmanager
-async def monitoring(data: dict[str, Any], path: Path | None = None) -> AsyncIterator[tuple[Monitor, ExporterMetrics]]:
+async def monitoring(data: dict[str, Any], path: Path | None = None) -> AsyncIterator[tuple[Monitor, Readings]]:
     metrics = ExporterMetrics()
     config = load_config(path) if path is not None else parse_config(data, "test.toml")
     monitor = Monitor(config, metrics, config_path=None if path is None else str(path))
     try:
-        yield monitor, metrics
+        yield monitor, Readings(monitor, metrics)
     finally:
         await monitor.stop()
 

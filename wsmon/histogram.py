@@ -10,10 +10,11 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
 
-__all__ = ["LATENCY_BUCKETS", "LatencyHistogram"]
+__all__ = ["BUCKET_LABELS", "LATENCY_BUCKETS", "LatencyHistogram"]
 
 # Upper bounds in seconds: loopback and LAN (sub-ms) up to a struggling remote node (10 s).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BUCKET_LABELS = (*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf")  # the `le` values, +Inf last
 
 
 class LatencyHistogram:
@@ -35,6 +36,6 @@ class LatencyHistogram:
     def cumulative(self) -> Iterator[tuple[str, int]]:
         """(le, cumulative count) pairs, +Inf last, as the exposition formats want them."""
         total = 0
-        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), self._counts, strict=True):
+        for le, count in zip(BUCKET_LABELS, self._counts, strict=True):
             total += count
-            yield ("+Inf" if bound == float("inf") else repr(bound)), total
+            yield le, total

@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 
-from wsmon.collector import StoreCollector
 from wsmon.config import Config, Target, load_config
 from wsmon.errors import ConfigError
 from wsmon.exporter_metrics import ExporterMetrics
@@ -52,7 +51,6 @@ class Monitor:
         self._persistent: dict[str, PersistentTarget] = {}
         self._running: dict[str, Target] = {}
         metrics.shard.labels(str(shard[0]), str(shard[1])).set(1)
-        metrics.registry.register(StoreCollector(self.store))
         self._apply(config)
         self._reloaded()
 

@@ -1,22 +1,18 @@
-"""A ProbeResult as Prometheus metric families: the ``probe_*`` names of the product contract.
+"""A ProbeResult as the ``probe_*`` series of the product contract, written to a Sink.
 
-Used by ``/probe`` (one result, no labels) and by continuous mode (one result per target,
-each with its ``target`` and own labels). Families are built fresh from results on every
-call, so concurrent probes can never see each other's values.
+Used by ``/probe`` (one result, no labels, a fresh sink per request: concurrent probes never
+see each other's values) and by continuous mode (one result per target, with its labels).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
-from prometheus_client.core import Metric
-
 from wsmon.result import ProbeResult
+from wsmon.sinks import Families, Sink
 
-__all__ = ["ProbeFamilies"]
+__all__ = ["PROBE_FAMILIES", "write_connection", "write_result"]
 
-# name → (HELP, TYPE); the first six keep the HELP texts of the original exporter guides.
-_FAMILIES: dict[str, str] = {
+# The first six keep the HELP texts of the original exporter guides.
+_HELP: dict[str, str] = {
     "probe_success": "Displays whether or not the probe was a success",
     "probe_duration_seconds": "Returns how long the probe took to complete in seconds",
     "probe_websocket_up": "Displays whether the WebSocket connection was successful",
@@ -43,82 +39,73 @@ _FAMILIES: dict[str, str] = {
 }
 
 
-class ProbeFamilies:
-    """Collects results into the ``probe_*`` families, then yields the non-empty ones."""
+PROBE_FAMILIES: Families = {name: ("gauge", doc) for name, doc in _HELP.items()}
 
-    def __init__(self) -> None:
-        self._metrics = {name: Metric(name, doc, "gauge") for name, doc in _FAMILIES.items()}
 
-    def _set(self, name: str, labels: Mapping[str, str], value: float) -> None:
-        self._metrics[name].add_sample(name, dict(labels), value)
+def write_result(sink: Sink, result: ProbeResult, *, ping_enabled: bool) -> None:
+    """The series of one probe result, under the sink's current target labels."""
+    put = sink.sample
+    put("probe_success", float(result.success))
+    put("probe_duration_seconds", result.duration)
+    put("probe_websocket_up", float(result.up))
+    if result.up:
+        put("probe_websocket_connection_duration_seconds", result.connect_duration)
+    if ping_enabled:
+        put("probe_websocket_ping_pong_success", float(result.ping_success))
+        rtt = result.ping_rtt
+        if rtt is not None:
+            put("probe_websocket_ping_pong_duration_seconds", rtt)
+    for phase, seconds in result.phases.items():
+        put("probe_websocket_duration_seconds", seconds, (("phase", str(phase)),))
+    if result.status_code is not None:
+        put("probe_websocket_status_code", result.status_code)
+    if result.reason is not None:
+        put("probe_websocket_failure_info", 1.0, (("reason", str(result.reason)),))
+    put("probe_timeout_seconds", result.timeout)
+    if result.ip_protocol is not None:
+        put("probe_ip_protocol", result.ip_protocol)
+    if result.cert_expiry is not None:
+        put("probe_ssl_earliest_cert_expiry", result.cert_expiry)
+    if result.tls_version is not None:
+        put("probe_tls_version_info", 1.0, (("version", result.tls_version),))
+    ping = result.ping
+    if ping is not None and ping.sent > 1:
+        put("probe_websocket_ping_pong_count", ping.sent)
+        put("probe_websocket_ping_pong_loss_ratio", ping.loss_ratio)
+        if ping.rtts:
+            put("probe_websocket_ping_pong_min_seconds", ping.min)
+            put("probe_websocket_ping_pong_avg_seconds", ping.avg)
+            put("probe_websocket_ping_pong_max_seconds", ping.max)
+            put("probe_websocket_ping_pong_jitter_seconds", ping.jitter)
+    if result.steps:
+        put("probe_websocket_failed_due_to_regex", float(any(step.failed_due_to_regex for step in result.steps)))
+    for step in result.steps:
+        number = (("step", str(step.index + 1)),)
+        put("probe_websocket_message_success", float(step.success), number)
+        put("probe_websocket_message_duration_seconds", step.duration, number)
+        if step.value is not None and step.value_name is not None:
+            put("probe_websocket_message_value", step.value, (("name", step.value_name),))
 
-    def add(self, result: ProbeResult, labels: Mapping[str, str], *, ping_enabled: bool) -> None:
-        set_ = self._set
-        set_("probe_success", labels, float(result.success))
-        set_("probe_duration_seconds", labels, result.duration)
-        set_("probe_websocket_up", labels, float(result.up))
-        if result.up:
-            set_("probe_websocket_connection_duration_seconds", labels, result.connect_duration)
-        if ping_enabled:
-            set_("probe_websocket_ping_pong_success", labels, float(result.ping_success))
-            rtt = result.ping_rtt
-            if rtt is not None:
-                set_("probe_websocket_ping_pong_duration_seconds", labels, rtt)
-        for phase, seconds in result.phases.items():
-            set_("probe_websocket_duration_seconds", {**labels, "phase": str(phase)}, seconds)
-        if result.status_code is not None:
-            set_("probe_websocket_status_code", labels, result.status_code)
-        if result.reason is not None:
-            set_("probe_websocket_failure_info", {**labels, "reason": str(result.reason)}, 1.0)
-        set_("probe_timeout_seconds", labels, result.timeout)
-        if result.ip_protocol is not None:
-            set_("probe_ip_protocol", labels, result.ip_protocol)
-        if result.cert_expiry is not None:
-            set_("probe_ssl_earliest_cert_expiry", labels, result.cert_expiry)
-        if result.tls_version is not None:
-            set_("probe_tls_version_info", {**labels, "version": result.tls_version}, 1.0)
-        ping = result.ping
-        if ping is not None and ping.sent > 1:
-            set_("probe_websocket_ping_pong_count", labels, ping.sent)
-            set_("probe_websocket_ping_pong_loss_ratio", labels, ping.loss_ratio)
-            if ping.rtts:
-                set_("probe_websocket_ping_pong_min_seconds", labels, ping.min)
-                set_("probe_websocket_ping_pong_avg_seconds", labels, ping.avg)
-                set_("probe_websocket_ping_pong_max_seconds", labels, ping.max)
-                set_("probe_websocket_ping_pong_jitter_seconds", labels, ping.jitter)
-        if result.steps:
-            regex_failed = any(step.failed_due_to_regex for step in result.steps)
-            set_("probe_websocket_failed_due_to_regex", labels, float(regex_failed))
-        for step in result.steps:
-            step_labels = {**labels, "step": str(step.index + 1)}
-            set_("probe_websocket_message_success", step_labels, float(step.success))
-            set_("probe_websocket_message_duration_seconds", step_labels, step.duration)
-            if step.value is not None and step.value_name is not None:
-                set_("probe_websocket_message_value", {**labels, "name": step.value_name}, step.value)
 
-    def add_connection(
-        self,
-        labels: Mapping[str, str],
-        *,
-        up: bool,
-        connect_duration: float | None,
-        ping_enabled: bool,
-        ping_ok: bool,
-        rtt: float | None,
-        reason: str | None,
-    ) -> None:
-        """The seed gauges for a persistent connection: the state of its latest ping."""
-        set_ = self._set
-        set_("probe_success", labels, float(up and (ping_ok or not ping_enabled)))
-        set_("probe_websocket_up", labels, float(up))
-        if up and connect_duration is not None:
-            set_("probe_websocket_connection_duration_seconds", labels, connect_duration)
-        if ping_enabled:
-            set_("probe_websocket_ping_pong_success", labels, float(up and ping_ok))
-            if rtt is not None:
-                set_("probe_websocket_ping_pong_duration_seconds", labels, rtt)
-        if reason is not None and not (up and ping_ok):
-            set_("probe_websocket_failure_info", {**labels, "reason": reason}, 1.0)
-
-    def collect(self) -> Iterable[Metric]:
-        return [m for m in self._metrics.values() if m.samples]
+def write_connection(
+    sink: Sink,
+    *,
+    up: bool,
+    connect_duration: float | None,
+    ping_enabled: bool,
+    ping_ok: bool,
+    rtt: float | None,
+    reason: str | None,
+) -> None:
+    """The seed series for a persistent connection: the state of its latest ping."""
+    put = sink.sample
+    put("probe_success", float(up and (ping_ok or not ping_enabled)))
+    put("probe_websocket_up", float(up))
+    if up and connect_duration is not None:
+        put("probe_websocket_connection_duration_seconds", connect_duration)
+    if ping_enabled:
+        put("probe_websocket_ping_pong_success", float(up and ping_ok))
+        if rtt is not None:
+            put("probe_websocket_ping_pong_duration_seconds", rtt)
+    if reason is not None and not (up and ping_ok):
+        put("probe_websocket_failure_info", 1.0, (("reason", reason),))

@@ -47,6 +47,7 @@ class TargetState:
         "connect_histogram",
         "connected_since",
         "failures",
+        "labels",
         "last_connect",
         "last_error",
         "last_message_at",
@@ -65,6 +66,7 @@ class TargetState:
 
     def __init__(self, target: Target, window: float, sample_interval: float) -> None:
         self.target = target
+        self.labels = (("target", target.name), *target.labels)  # on every series of this target
         self.latest: ProbeResult | None = None  # probe mode
         self.pings_ok = 0  # successful probes or pings
         self.failures: dict[Reason, int] = {}

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -17,13 +18,15 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wsmon import __version__
+from wsmon.collector import render_store
 from wsmon.config import Config
 from wsmon.errors import TargetError
 from wsmon.exporter_metrics import ExporterMetrics
 from wsmon.exposition import render
 from wsmon.probe import probe
 from wsmon.probe_log import ProbeLog
-from wsmon.probe_metrics import ProbeFamilies
+from wsmon.probe_metrics import PROBE_FAMILIES, write_result
+from wsmon.sinks import MetricSink
 from wsmon.target_url import parse_target
 from wsmon.timeouts import probe_timeout
 
@@ -90,8 +93,8 @@ async def _probe(request: Request) -> Response:
     finally:
         metrics.in_flight.dec()
     metrics.observe(module_name, result)
-    families = ProbeFamilies()
-    families.add(result, {}, ping_enabled=module.ping)
+    families = MetricSink(PROBE_FAMILIES)
+    write_result(families, result, ping_enabled=module.ping)
     if debug and log is not None:
         text, _ = render(families, "text/plain")
         body = "Logs for the probe:\n" + "\n".join(log.lines) + "\n\nMetrics that would have been returned:\n"
@@ -101,9 +104,16 @@ async def _probe(request: Request) -> Response:
 
 
 async def _metrics(request: Request) -> Response:
+    """The exporter's own health, then every target's series, as text format 0.0.4.
+
+    Text only, whatever ``Accept`` prefers: the targets' series are written straight to
+    text for speed (see ``wsmon.collector``), and every scraper reads text.
+    """
     state: ExporterState = request.app.state.exporter
-    body, content_type = render(state.metrics.registry, request.headers.get("accept"))
-    return Response(body, media_type=content_type)
+    body = generate_latest(state.metrics.registry)
+    if state.monitor is not None:
+        body += await render_store(state.monitor.store)
+    return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 async def _reload(request: Request) -> Response:

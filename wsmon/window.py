@@ -75,11 +75,29 @@ class RollingWindow:
             self._head = (self._head + 1) % size
             self._count -= 1
 
+    @property
+    def count(self) -> int:
+        """Samples held (some may be older than the span until the next add or read)."""
+        return self._count
+
     def samples(self, now: float) -> list[float]:
-        """The samples of the last ``span`` seconds, oldest first."""
-        self._expire(int(now * _TICKS_PER_SECOND))
-        size = len(self._values)
-        return [self._values[(self._head + i) % size] for i in range(self._count)]
+        """The samples of the last ``span`` seconds, oldest first.
+
+        Reading changes nothing: the window is written by the event loop only.
+        """
+        oldest = int(now * _TICKS_PER_SECOND) - self._span
+        values, times, head, count = self._values, self._times, self._head, self._count
+        if not count:
+            return []
+        size = len(values)
+        expired = 0  # times grow in ring order: the expired samples are the first few
+        while expired < count and times[(head + expired) % size] < oldest:
+            expired += 1
+        start = (head + expired) % size
+        end = start + count - expired
+        if end <= size:
+            return values[start:end].tolist()
+        return values[start:].tolist() + values[: end - size].tolist()
 
     def quantiles(self, now: float, qs: Sequence[float]) -> list[float]:
         ordered = sorted(self.samples(now))
