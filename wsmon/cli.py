@@ -19,6 +19,7 @@ from wsmon.logs import LogFormat, configure_logging
 from wsmon.modules import TLSOptions
 from wsmon.probe import probe
 from wsmon.probe_log import ProbeLog
+from wsmon.push_config import parse_push
 from wsmon.redact import secrets
 from wsmon.result import ProbeResult
 from wsmon.serve import parse_listen_address, run, serve
@@ -99,6 +100,14 @@ def serve_command(
     shard: Annotated[
         str, typer.Option("--shard", help="I/N: this replica probes shard I (from 0) of N of the targets.")
     ] = "0/1",
+    push_url: Annotated[
+        str | None, typer.Option("--push.url", help="Push the targets' series to this base URL (one more [[push]]).")
+    ] = None,
+    push_kind: Annotated[
+        str, typer.Option("--push.kind", help="victoriametrics (vmagent too) or pushgateway.")
+    ] = "victoriametrics",
+    push_interval: Annotated[str, typer.Option("--push.interval", help="Push period.")] = "15s",
+    push_job: Annotated[str, typer.Option("--push.job", help="The job label of pushed series.")] = "wsmon",
     debug: Annotated[bool, typer.Option("--debug", help="Log every probe's phases.")] = False,
     log_format: Annotated[str, typer.Option("--log.format", help="Log format: console or json.")] = "console",
 ) -> None:
@@ -116,6 +125,17 @@ def serve_command(
         if not telemetry_path.startswith("/") or not probe_path.startswith("/"):
             raise ValueError("--web.telemetry-path and --web.probe-path must start with /")
         loaded = load_config(config, overrides=overrides) if config else Config(settings=Settings(**overrides))
+        flag_pushes = (
+            ()
+            if push_url is None
+            else (
+                parse_push(
+                    {"kind": push_kind, "url": push_url, "interval": push_interval, "job": push_job, "name": "flag"},
+                    1,
+                    "--push.url",
+                ),
+            )
+        )
     except (ValueError, ConfigError) as exc:
         raise _fail_usage(str(exc)) from None
     state = ExporterState(
@@ -125,7 +145,11 @@ def serve_command(
         telemetry_path=telemetry_path,
         probe_path=probe_path,
     )
-    run(lambda: serve(state, host, port, config_path=config, overrides=overrides, shard=shard_index))
+    run(
+        lambda: serve(
+            state, host, port, config_path=config, overrides=overrides, shard=shard_index, extra_pushes=flag_pushes
+        )
+    )
 
 
 def _log_format(value: str) -> LogFormat:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from wsmon.errors import ConfigError, TargetError
 from wsmon.jsonpath import JsonPath
 from wsmon.modules import BUILTIN_MODULES, Module, parse_module
+from wsmon.push_config import PushTarget, parse_push
 from wsmon.secret_sources import expand_env, read_secret_file
 from wsmon.target_url import parse_target
 from wsmon.validate import check_keys, duration, typed
@@ -24,7 +25,7 @@ __all__ = ["Config", "Settings", "Subscription", "Target", "load_config", "parse
 
 Mode = Literal["probe", "persistent"]
 
-_TOP_KEYS = {"settings", "modules", "targets"}
+_TOP_KEYS = {"settings", "modules", "targets", "push"}
 _SETTINGS_KEYS = {
     "interval",
     "timeout",
@@ -101,6 +102,7 @@ class Config:
     settings: Settings = field(default_factory=Settings)
     modules: Mapping[str, Module] = field(default_factory=lambda: dict(BUILTIN_MODULES))
     targets: tuple[Target, ...] = ()
+    pushes: tuple[PushTarget, ...] = ()
 
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
@@ -256,7 +258,13 @@ def parse_config(
             raise ConfigError(f"{where}: target {target.name!r} is defined twice; target names must be unique")
         seen.add(target.name)
         targets.append(target)
-    return Config(settings=settings, modules=modules, targets=tuple(targets))
+    raw_pushes = data.get("push", [])
+    if not isinstance(raw_pushes, list):
+        raise ConfigError(f"{where}: push must be an array of tables: write [[push]] for each destination")
+    pushes = tuple(parse_push(_table(p, f"{where}: push #{i}"), i, where, env) for i, p in enumerate(raw_pushes, 1))
+    if len({p.name for p in pushes}) != len(pushes):
+        raise ConfigError(f'{where}: two [[push]] destinations share a name; give each its own name = "…"')
+    return Config(settings=settings, modules=modules, targets=tuple(targets), pushes=pushes)
 
 
 def load_config(

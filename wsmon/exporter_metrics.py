@@ -57,6 +57,30 @@ class ExporterMetrics:
             "Unix time of the last successful config (re)load",
             registry=self.registry,
         )
+        self.push_total = Counter(
+            "wsmon_push",
+            "Pushes of the targets' series, by destination and result",
+            ["push", "result"],
+            registry=self.registry,
+        )
+        self.push_last_success = Gauge(
+            "wsmon_push_last_success_timestamp_seconds",
+            "Unix time of the last successful push",
+            ["push"],
+            registry=self.registry,
+        )
+        self.push_duration = Gauge(
+            "wsmon_push_last_duration_seconds",
+            "How long the last push took (render and send)",
+            ["push"],
+            registry=self.registry,
+        )
+        self.push_bytes = Gauge(
+            "wsmon_push_last_payload_bytes",
+            "Size of the last push before compression",
+            ["push"],
+            registry=self.registry,
+        )
         self.shard = Gauge(
             "wsmon_shard_info",
             "This replica's shard (from 0) and the number of shards",

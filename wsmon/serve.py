@@ -15,7 +15,10 @@ from typing import Any
 import structlog
 import uvicorn
 
+from wsmon.collector import render_store
 from wsmon.monitor import Monitor
+from wsmon.push import PushManager
+from wsmon.push_config import PushTarget
 from wsmon.systemd import Notifier
 from wsmon.web import ExporterState, create_app
 
@@ -48,6 +51,7 @@ async def serve(
     config_path: str | None = None,
     overrides: dict[str, Any] | None = None,
     shard: tuple[int, int] = (0, 1),
+    extra_pushes: tuple[PushTarget, ...] = (),
 ) -> None:
     loop = asyncio.get_running_loop()
     notifier = Notifier()
@@ -71,11 +75,15 @@ async def serve(
     # Targets start once wsmon listens: the bundled config watches wsmon's own echo endpoint.
     monitor = Monitor(state.config, state.metrics, config_path=config_path, overrides=overrides, shard=shard)
     state.monitor = monitor
+    pushes = PushManager(lambda: render_store(monitor.store), state.metrics)
+    pushes.apply((*state.config.pushes, *extra_pushes))
 
     def reload() -> bool:
         notifier.notify("RELOADING=1")
         ok = monitor.reload()
         state.config = monitor.config
+        if ok:
+            pushes.apply((*monitor.config.pushes, *extra_pushes))
         notifier.notify("READY=1")
         return ok
 
@@ -96,6 +104,7 @@ async def serve(
     notifier.stopping()
     log.info("shutting down")
     await monitor.stop()
+    await pushes.stop()  # a final push of the final state, after every connection closed
     server.should_exit = True
     await serving
     notifier.close()
