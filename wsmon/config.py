@@ -20,12 +20,13 @@ from wsmon.push_config import PushTarget, parse_push
 from wsmon.secret_sources import expand_env, read_secret_file
 from wsmon.target_url import parse_target
 from wsmon.validate import check_keys, duration, typed
+from wsmon.web_config import WebConfig, parse_web
 
-__all__ = ["Config", "Settings", "Subscription", "Target", "load_config", "parse_config"]
+__all__ = ["Config", "Settings", "Subscription", "Target", "load_config", "parse_config", "parse_target_table"]
 
 Mode = Literal["probe", "persistent"]
 
-_TOP_KEYS = {"settings", "modules", "targets", "push"}
+_TOP_KEYS = {"settings", "modules", "targets", "push", "web"}
 _SETTINGS_KEYS = {
     "interval",
     "timeout",
@@ -103,6 +104,7 @@ class Config:
     modules: Mapping[str, Module] = field(default_factory=lambda: dict(BUILTIN_MODULES))
     targets: tuple[Target, ...] = ()
     pushes: tuple[PushTarget, ...] = ()
+    web: WebConfig = field(default_factory=WebConfig)
 
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
@@ -169,9 +171,10 @@ def _parse_labels(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels))
 
 
-def _parse_target(
+def parse_target_table(
     raw: Any, index: int, where: str, settings: Settings, modules: Mapping[str, Module], env: Mapping[str, str] | None
 ) -> Target:
+    """One ``[[targets]]`` table (also what the dashboard's "add a target" sends)."""
     table = _table(raw, f"{where}: target #{index}")
     name = table.get("name")
     if not isinstance(name, str) or not name:
@@ -253,7 +256,7 @@ def parse_config(
     targets: list[Target] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_targets, 1):
-        target = _parse_target(raw, index, where, settings, modules, env)
+        target = parse_target_table(raw, index, where, settings, modules, env)
         if target.name in seen:
             raise ConfigError(f"{where}: target {target.name!r} is defined twice; target names must be unique")
         seen.add(target.name)
@@ -264,7 +267,8 @@ def parse_config(
     pushes = tuple(parse_push(_table(p, f"{where}: push #{i}"), i, where, env) for i, p in enumerate(raw_pushes, 1))
     if len({p.name for p in pushes}) != len(pushes):
         raise ConfigError(f'{where}: two [[push]] destinations share a name; give each its own name = "…"')
-    return Config(settings=settings, modules=modules, targets=tuple(targets), pushes=pushes)
+    web = parse_web(_table(data["web"], f"{where}: [web]"), where) if "web" in data else WebConfig()
+    return Config(settings=settings, modules=modules, targets=tuple(targets), pushes=pushes, web=web)
 
 
 def load_config(

@@ -1,31 +1,39 @@
-"""Continuous mode: the configured targets, kept probing or connected, reloadable.
+"""Continuous mode: the configured targets, kept probing or connected, reloadable, and
+changeable at runtime from the dashboard.
 
-The Monitor turns a Config into running work (probe-mode timers, persistent connections) and
-applies a new Config as a difference: unchanged targets keep their connections and history,
-changed ones restart, removed ones close, new ones start.
+The Monitor turns a Config (plus the dashboard's changes, kept in a state file) into running
+work: probe-mode timers and persistent connections. A new Config is applied as a difference:
+unchanged targets keep their connections and history, changed ones restart, removed ones
+close, new ones start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from wsmon.config import Config, Target, load_config
+from wsmon.config import Config, Target, load_config, parse_target_table
 from wsmon.errors import ConfigError
 from wsmon.exporter_metrics import ExporterMetrics
 from wsmon.persistent import PersistentTarget, PingWheel
 from wsmon.scheduler import ProbeScheduler
 from wsmon.shard import shard_of
+from wsmon.state_file import load_changes, save_changes
 from wsmon.store import Store
 
-__all__ = ["Monitor"]
+__all__ = ["Monitor", "UnknownTarget"]
 
 log = structlog.get_logger("wsmon")
 
 CLOSE_GRACE = 2.0  # seconds peers get to answer our close frames on shutdown
+
+
+class UnknownTarget(KeyError):
+    """No target of that name."""
 
 
 class Monitor:
@@ -37,6 +45,7 @@ class Monitor:
         config_path: str | None = None,
         overrides: dict[str, Any] | None = None,
         shard: tuple[int, int] = (0, 1),
+        state_path: Path | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -44,52 +53,89 @@ class Monitor:
         self._path = config_path
         self._overrides = overrides or {}
         self._shard = shard
+        self._state_path = state_path
+        self.changes = load_changes(state_path)
+        self.runtime_names: set[str] = set()  # targets added from the dashboard
         self._scheduler = ProbeScheduler(
             config.settings.max_in_flight, metrics.scheduler_lag.observe, metrics.in_flight.inc
         )
         self._wheel = PingWheel(config.settings.ping_interval, metrics.scheduler_lag.observe)
         self._persistent: dict[str, PersistentTarget] = {}
-        self._running: dict[str, Target] = {}
+        self._targets: dict[str, Target] = {}  # every target of this replica, paused ones too
         metrics.shard.labels(str(shard[0]), str(shard[1])).set(1)
         self._apply(config)
         self._reloaded()
 
-    def _mine(self, config: Config) -> dict[str, Target]:
+    # --- what should run -------------------------------------------------------------------
+
+    def _runtime_target(self, table: dict[str, Any], config: Config) -> Target:
+        return parse_target_table(table, 1, "dashboard", config.settings, config.modules, None)
+
+    def _wanted(self, config: Config) -> dict[str, Target]:
+        targets = {t.name: t for t in config.targets if t.name not in self.changes.removed}
+        self.runtime_names = set()
+        for table in self.changes.added:
+            try:
+                target = self._runtime_target(table, config)
+            except ConfigError as exc:
+                log.error("a target added at runtime is no longer valid; skipped", error=str(exc))
+                continue
+            if target.name in targets:
+                log.warning(
+                    "a target added at runtime has the name of a configured one; the config wins", target=target.name
+                )
+                continue
+            targets[target.name] = target
+            self.runtime_names.add(target.name)
         index, count = self._shard
-        return {t.name: t for t in config.targets if count == 1 or shard_of(t.name, count) == index}
+        return {n: t for n, t in targets.items() if count == 1 or shard_of(n, count) == index}
 
     def _apply(self, config: Config) -> None:
-        wanted = self._mine(config)
-        for name, old in list(self._running.items()):
+        wanted = self._wanted(config)
+        for name, old in list(self._targets.items()):
             if wanted.get(name) != old:
-                self._stop_target(name, code=1000)
-        settings = config.settings
-        self._wheel.set_interval(settings.ping_interval)
-        for name, target in wanted.items():
-            if name in self._running:
-                continue
-            sample_interval = settings.ping_interval if target.mode == "persistent" else target.interval
-            state = self.store.add(target, settings.window, sample_interval)
-            if target.mode == "persistent":
-                runner = PersistentTarget(
-                    target, state, self._wheel, settings.reconnect_backoff, settings.reconnect_backoff_max
-                )
-                self._persistent[name] = runner
-                runner.start()
-            else:
-                self._scheduler.add(target, state)
-            self._running[name] = target
+                self._drop(name, code=1000)
         self.config = config
+        self._wheel.set_interval(config.settings.ping_interval)
+        for name, target in wanted.items():
+            if name not in self._targets:
+                self._targets[name] = target
+                interval = config.settings.ping_interval if target.mode == "persistent" else target.interval
+                self.store.add(target, config.settings.window, interval)
+                if name not in self.changes.paused:
+                    self._start(name)
         for mode in ("probe", "persistent"):
-            self.metrics.targets.labels(mode).set(sum(t.mode == mode for t in self._running.values()))
+            self.metrics.targets.labels(mode).set(sum(t.mode == mode for t in self._targets.values()))
 
-    def _stop_target(self, name: str, code: int) -> None:
-        target = self._running.pop(name)
+    def _start(self, name: str) -> None:
+        target, state = self._targets[name], self.store.get(name)
+        assert state is not None
+        settings = self.config.settings
+        state.paused = False
         if target.mode == "persistent":
-            self._persistent.pop(name).begin_stop(code)
+            runner = PersistentTarget(
+                target, state, self._wheel, settings.reconnect_backoff, settings.reconnect_backoff_max
+            )
+            self._persistent[name] = runner
+            runner.start()
+        else:
+            self._scheduler.add(target, state)
+
+    def _halt(self, name: str, code: int) -> None:
+        """Stop probing or close the connection; the target and its history stay."""
+        if self._targets[name].mode == "persistent":
+            runner = self._persistent.pop(name, None)
+            if runner is not None:
+                runner.begin_stop(code)
         else:
             self._scheduler.remove(name)
+
+    def _drop(self, name: str, code: int) -> None:
+        self._halt(name, code)
+        del self._targets[name]
         self.store.remove(name)
+
+    # --- reload ----------------------------------------------------------------------------
 
     def _reloaded(self) -> None:
         self.metrics.reload_ok.set(1)
@@ -105,12 +151,72 @@ class Monitor:
             self.metrics.reload_ok.set(0)
             log.error("config reload failed; the previous config keeps running", error=str(exc))
             return False
-        before = set(self._running)
+        before = set(self._targets)
         self._apply(config)
         self._reloaded()
-        after = set(self._running)
+        after = set(self._targets)
         log.info("config reloaded", added=sorted(after - before), removed=sorted(before - after), targets=len(after))
         return True
+
+    # --- runtime changes (the dashboard) ----------------------------------------------------
+
+    def _save(self) -> None:
+        save_changes(self._state_path, self.changes)
+
+    def _known(self, name: str) -> Target:
+        target = self._targets.get(name)
+        if target is None:
+            raise UnknownTarget(name)
+        return target
+
+    def add(self, table: dict[str, Any]) -> Target:
+        """Add a target (validated like the config file's); it persists across restarts."""
+        target = self._runtime_target(table, self.config)
+        if target.name in self._targets or self.config.target(target.name) is not None:
+            raise ConfigError(f"dashboard: target {target.name!r} exists already; choose another name")
+        self.changes.added.append(dict(table))
+        self.changes.removed = [n for n in self.changes.removed if n != target.name]
+        self._save()
+        self._apply(self.config)
+        log.info("target added at runtime", target=target.name, mode=target.mode)
+        return target
+
+    def remove(self, name: str) -> None:
+        self._known(name)
+        if name in self.runtime_names:
+            self.changes.added = [t for t in self.changes.added if t.get("name") != name]
+        else:
+            self.changes.removed.append(name)
+        self.changes.paused = [n for n in self.changes.paused if n != name]
+        self._save()
+        self._apply(self.config)
+        log.info("target removed at runtime", target=name)
+
+    def pause(self, name: str) -> None:
+        """Stop probing it, or close its connection and keep it closed (no auto-reconnect)."""
+        self._known(name)
+        if name in self.changes.paused:
+            return
+        self.changes.paused.append(name)
+        self._save()
+        self._halt(name, code=1000)
+        state = self.store.get(name)
+        assert state is not None
+        state.paused = True
+        log.info("target paused", target=name)
+
+    def reconnect(self, name: str) -> None:
+        """Resume a paused target, or reconnect a persistent one now (skipping its backoff)."""
+        target = self._known(name)
+        if name in self.changes.paused:
+            self.changes.paused = [n for n in self.changes.paused if n != name]
+            self._save()
+            self._start(name)
+        elif target.mode == "persistent":
+            self._persistent[name].reconnect_now()
+        log.info("target resumed" if target.mode == "probe" else "reconnect requested", target=name)
+
+    # --- shutdown --------------------------------------------------------------------------
 
     async def stop(self) -> None:
         """Close every persistent connection with 1001 (going away), stop probing."""

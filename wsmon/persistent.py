@@ -132,6 +132,7 @@ class PersistentTarget:
         self.slot: int | None = None  # the PingWheel's
         self.close_code: int | None = None
         self._given_up = False  # this side dropped the connection (no pong in time)
+        self._reconnect_requested = False  # this side dropped it to connect again at once
         self._ping_payload = b""
         self._ping_sent_at: float | None = None
         self._seq = 0
@@ -241,6 +242,11 @@ class PersistentTarget:
             if not self._closed.done():
                 self._closed.set_result(None)
             return
+        if self._reconnect_requested:
+            self._reconnect_requested = False
+            self._log_transition(ConnectionState.CONNECTED, reason="reconnect requested")
+            self.start()
+            return
         if self._given_up:
             self._log_transition(ConnectionState.CONNECTED, reason=str(Reason.PING_TIMEOUT))
         else:
@@ -252,6 +258,17 @@ class PersistentTarget:
             self.state.record_failure(Reason.CLOSED, why)
             self._log_transition(ConnectionState.CONNECTED, reason=str(Reason.CLOSED), error=why)
         self._retry()
+
+    def reconnect_now(self) -> None:
+        """Drop the connection (if any) and connect again at once, backoff forgotten."""
+        self._attempts = 0
+        if self.conn is not None:
+            self._reconnect_requested = True  # not a failure of the target
+            self.conn.abort()  # lost() follows and connects again
+        elif self._opening is None:
+            if self._timer is not None:
+                self._timer.cancel()
+            self.start()
 
     # --- stopping ---------------------------------------------------------------------------
 

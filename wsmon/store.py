@@ -55,6 +55,7 @@ class TargetState:
         "last_rtt",
         "latest",
         "messages",
+        "paused",
         "ping_histogram",
         "pings_ok",
         "reconnects",
@@ -68,6 +69,7 @@ class TargetState:
         self.target = target
         self.labels = (("target", target.name), *target.labels)  # on every series of this target
         self.latest: ProbeResult | None = None  # probe mode
+        self.paused = False  # from the dashboard: not probed, not reconnected
         self.pings_ok = 0  # successful probes or pings
         self.failures: dict[Reason, int] = {}
         self.connect_histogram = LatencyHistogram()

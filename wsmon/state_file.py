@@ -1,0 +1,67 @@
+"""Changes made from the dashboard, kept across restarts in a state file of wsmon's own.
+
+The operator's ``targets.toml`` is never rewritten: targets added at runtime, paused targets
+and removed ones live in a JSON file (next to the config unless ``--state.file`` says where),
+written atomically (a temporary file, fsync, rename) with owner-only permissions, since the
+URLs of added targets may carry tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+__all__ = ["RuntimeChanges", "load_changes", "save_changes"]
+
+log = structlog.get_logger("wsmon")
+
+
+@dataclass
+class RuntimeChanges:
+    added: list[dict[str, Any]] = field(default_factory=list)  # target tables, as the config file has them
+    paused: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # config-file targets removed from the dashboard
+
+
+def load_changes(path: Path | None) -> RuntimeChanges:
+    if path is None or not path.exists():
+        return RuntimeChanges()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return RuntimeChanges(
+            added=[dict(t) for t in data.get("added", [])],
+            paused=[str(n) for n in data.get("paused", [])],
+            removed=[str(n) for n in data.get("removed", [])],
+        )
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        # Keep the unreadable file for a human; start from the config alone.
+        backup = path.with_name(path.name + ".unreadable")
+        os.replace(path, backup)
+        log.error("state file unreadable; moved aside", path=str(path), moved_to=str(backup), error=type(exc).__name__)
+        return RuntimeChanges()
+
+
+def save_changes(path: Path | None, changes: RuntimeChanges) -> None:
+    if path is None:
+        return
+    payload = json.dumps(
+        {"added": changes.added, "paused": sorted(set(changes.paused)), "removed": sorted(set(changes.removed))},
+        indent=2,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp makes it 0600
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,133 @@
+"""``[web]``: who may use wsmon's HTTP endpoints, TLS, and where ``/probe`` may connect.
+
+```toml
+[web]
+tls_cert_file = "/etc/wsmon/tls.crt"       # serve HTTPS (both or neither)
+tls_key_file = "/etc/wsmon/tls.key"
+protect_all = false                        # true: /metrics and /probe need a login too
+probe_allow = ["node1", "wss://*.example.com/*"]  # names or URL patterns; unset: any target
+
+[web.users.alice]                          # dashboard users; none: the dashboard is off
+password_hash = "$2b$12$…"                 # `wsmon hash-password` makes one (bcrypt)
+role = "admin"                             # admin: act; viewer: look
+[web.tokens.ci]
+token_file = "/run/secrets/wsmon-token"    # Authorization: Bearer <the file's content>
+role = "viewer"
+```
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from wsmon.errors import ConfigError
+from wsmon.secret_sources import read_secret_file
+from wsmon.validate import check_keys, typed
+
+__all__ = ["Role", "TokenUser", "User", "WebConfig", "parse_web"]
+
+Role = Literal["admin", "viewer"]
+
+_KEYS = {"tls_cert_file", "tls_key_file", "protect_all", "probe_allow", "users", "tokens"}
+_USER_KEYS = {"password_hash", "role"}
+_TOKEN_KEYS = {"token_file", "role"}
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    password_hash: bytes = field(repr=False)
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUser:
+    name: str
+    token: str = field(repr=False)
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    users: tuple[User, ...] = ()
+    tokens: tuple[TokenUser, ...] = ()
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    protect_all: bool = False
+    probe_allow: tuple[str, ...] | None = None  # None: any target may be probed
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        return bool(self.users or self.tokens)
+
+    def probe_allowed(self, target: str, is_configured_name: bool) -> bool:
+        """Whether ``/probe`` may connect to ``target`` (a URL, or a configured name)."""
+        if self.probe_allow is None:
+            return True
+        for rule in self.probe_allow:
+            if "://" in rule:
+                if not is_configured_name and fnmatch.fnmatchcase(target, rule):
+                    return True
+            elif is_configured_name and (rule == target or rule == "*"):
+                return True
+        return False
+
+
+def _role(table: Mapping[str, Any], where: str) -> Role:
+    role = typed(table, "role", str, where) if "role" in table else "viewer"
+    if role not in ("admin", "viewer"):
+        raise ConfigError(f"{where}: role must be admin or viewer, not {role!r}")
+    return "admin" if role == "admin" else "viewer"
+
+
+def parse_web(table: Mapping[str, Any], where: str) -> WebConfig:
+    where = f"{where}: [web]"
+    check_keys(table, _KEYS, where)
+    users = []
+    for name, raw in typed(table, "users", Mapping, where).items() if "users" in table else ():
+        user_where = f"{where} user {name!r}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{user_where} must be a table with password_hash and role")
+        check_keys(raw, _USER_KEYS, user_where)
+        if "password_hash" not in raw:
+            raise ConfigError(f"{user_where}: password_hash is missing; make one with `wsmon hash-password`")
+        hashed = typed(raw, "password_hash", str, user_where)
+        if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            raise ConfigError(f"{user_where}: password_hash must be a bcrypt hash; make one with `wsmon hash-password`")
+        users.append(User(name=name, password_hash=hashed.encode(), role=_role(raw, user_where)))
+    tokens = []
+    for name, raw in typed(table, "tokens", Mapping, where).items() if "tokens" in table else ():
+        token_where = f"{where} token {name!r}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{token_where} must be a table with token_file and role")
+        check_keys(raw, _TOKEN_KEYS, token_where)
+        if "token_file" not in raw:
+            raise ConfigError(f"{token_where}: token_file is missing")
+        token = read_secret_file(typed(raw, "token_file", str, token_where), token_where)
+        if len(token) < 16:
+            raise ConfigError(f"{token_where}: the token must be at least 16 characters long")
+        tokens.append(TokenUser(name=name, token=token, role=_role(raw, token_where)))
+    cert = typed(table, "tls_cert_file", str, where) if "tls_cert_file" in table else None
+    key = typed(table, "tls_key_file", str, where) if "tls_key_file" in table else None
+    if (cert is None) != (key is None):
+        raise ConfigError(f"{where}: set both tls_cert_file and tls_key_file to serve HTTPS")
+    protect_all = typed(table, "protect_all", bool, where) if "protect_all" in table else False
+    if protect_all and not (users or tokens):
+        raise ConfigError(f"{where}: protect_all needs at least one user or token")
+    allow = None
+    if "probe_allow" in table:
+        rules = typed(table, "probe_allow", list, where)
+        if not all(isinstance(rule, str) and rule for rule in rules):
+            raise ConfigError(f"{where}: probe_allow must list target names or URL patterns")
+        allow = tuple(rules)
+    return WebConfig(
+        users=tuple(users),
+        tokens=tuple(tokens),
+        tls_cert_file=cert,
+        tls_key_file=key,
+        protect_all=protect_all,
+        probe_allow=allow,
+    )
