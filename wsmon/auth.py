@@ -6,6 +6,7 @@ never with what they sent as a password or token.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -51,7 +52,7 @@ class Authenticator:
         self._verified: dict[bytes, Identity] = {}
         self._now = time.monotonic
 
-    def identify(self, authorization: str | None, client: str) -> Identity | None:
+    async def identify(self, authorization: str | None, client: str) -> Identity | None:
         """The identity the Authorization header proves, None without credentials.
 
         Raises TooManyFailures for a client over its budget, before checking anything.
@@ -68,7 +69,7 @@ class Authenticator:
         scheme, _, credentials = authorization.partition(" ")
         identity, tried = None, "?"
         if scheme.lower() == "basic":
-            identity, tried = self._basic(credentials.strip())
+            identity, tried = await self._basic(credentials.strip())
         elif scheme.lower() == "bearer":
             identity, tried = self._bearer(credentials.strip()), "(token)"
         if identity is None:
@@ -76,7 +77,7 @@ class Authenticator:
             log.warning("login failed", user=tried, client=client)
         return identity
 
-    def _basic(self, credentials: str) -> tuple[Identity | None, str]:
+    async def _basic(self, credentials: str) -> tuple[Identity | None, str]:
         try:
             name, sep, password = base64.b64decode(credentials, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
@@ -88,7 +89,8 @@ class Authenticator:
         cached = self._verified.get(key)
         if cached is not None:
             return cached, name
-        if not bcrypt.checkpw(password.encode(), user.password_hash):
+        # bcrypt takes ~0.2 s on purpose: in a thread, or every ping would wait for it.
+        if not await asyncio.to_thread(bcrypt.checkpw, password.encode(), user.password_hash):
             return None, name
         identity = Identity(name, user.role, by_token=False)
         if len(self._verified) >= _VERIFIED_CACHE:

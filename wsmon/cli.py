@@ -6,11 +6,13 @@ import contextlib
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from wsmon import __version__
+from wsmon.auth import hash_password
 from wsmon.check_output import probe_json, probe_line, probe_report, summary_json, summary_lines
 from wsmon.config import Config, Settings, load_config
 from wsmon.durations import parse_duration
@@ -97,6 +99,12 @@ def serve_command(
         str | None,
         typer.Option("--ping.interval", help="Ping period of persistent connections [default: 1s, or the config's]."),
     ] = None,
+    state_file: Annotated[
+        str | None,
+        typer.Option(
+            "--state.file", help="Where dashboard changes persist [default: <config>.state.json beside the config]."
+        ),
+    ] = None,
     shard: Annotated[
         str, typer.Option("--shard", help="I/N: this replica probes shard I (from 0) of N of the targets.")
     ] = "0/1",
@@ -147,7 +155,14 @@ def serve_command(
     )
     run(
         lambda: serve(
-            state, host, port, config_path=config, overrides=overrides, shard=shard_index, extra_pushes=flag_pushes
+            state,
+            host,
+            port,
+            config_path=config,
+            overrides=overrides,
+            shard=shard_index,
+            extra_pushes=flag_pushes,
+            state_path=Path(state_file) if state_file else (Path(f"{config}.state.json") if config else None),
         )
     )
 
@@ -245,6 +260,15 @@ def check_command(
             typer.echo("\n".join(summary_lines(target, results, elapsed)))
     all_up = bool(results) and all(r.success for r in results)
     raise typer.Exit(EXIT_UP if all_up else EXIT_DOWN)
+
+
+@app.command(name="hash-password")
+def hash_password_command() -> None:
+    """Read a password (twice, not echoed) and print its bcrypt hash for [web.users.<name>]."""
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise _fail_usage("use a password of at least 8 characters")
+    typer.echo(hash_password(password))
 
 
 @config_app.command(name="check")

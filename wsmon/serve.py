@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -52,6 +53,7 @@ async def serve(
     overrides: dict[str, Any] | None = None,
     shard: tuple[int, int] = (0, 1),
     extra_pushes: tuple[PushTarget, ...] = (),
+    state_path: Path | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     notifier = Notifier()
@@ -64,6 +66,8 @@ async def serve(
             access_log=False,  # access lines would carry /probe?target=… URLs, tokens included
             lifespan="off",
             ws_ping_interval=None,  # the echo endpoint must not ping the probes that test it
+            ssl_certfile=state.config.web.tls_cert_file,
+            ssl_keyfile=state.config.web.tls_key_file,
         )
     )
     stopping = asyncio.Event()
@@ -73,7 +77,9 @@ async def serve(
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.01)
     # Targets start once wsmon listens: the bundled config watches wsmon's own echo endpoint.
-    monitor = Monitor(state.config, state.metrics, config_path=config_path, overrides=overrides, shard=shard)
+    monitor = Monitor(
+        state.config, state.metrics, config_path=config_path, overrides=overrides, shard=shard, state_path=state_path
+    )
     state.monitor = monitor
     pushes = PushManager(lambda: render_store(monitor.store), state.metrics)
     pushes.apply((*state.config.pushes, *extra_pushes))

@@ -6,18 +6,23 @@ Handlers only read state and run probes; they never change configuration or resu
 from __future__ import annotations
 
 import html
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wsmon import __version__
+from wsmon.access import AccessControl
 from wsmon.collector import render_store
 from wsmon.config import Config
 from wsmon.errors import TargetError
@@ -28,6 +33,7 @@ from wsmon.probe_log import ProbeLog
 from wsmon.probe_metrics import PROBE_FAMILIES, write_result
 from wsmon.sinks import MetricSink
 from wsmon.target_url import parse_target
+from wsmon.targets_api import api_routes
 from wsmon.timeouts import probe_timeout
 
 if TYPE_CHECKING:
@@ -66,6 +72,8 @@ async def _probe(request: Request) -> Response:
         target = configured.url
     elif "://" not in target and state.config.targets:
         return _bad_request(f"unknown target name {target!r}: use a name from the config or a ws:// URL")
+    if not state.config.web.probe_allowed(params["target"], configured is not None):
+        return PlainTextResponse("target not allowed by [web] probe_allow\n", status_code=403)
     module_name = params.get("module") or (configured.module.name if configured else "ping")
     module = state.config.modules.get(module_name)
     if module is None:
@@ -171,9 +179,30 @@ async def _echo(websocket: WebSocket) -> None:
         return
 
 
+_STATIC = Path(__file__).parent / "static"
+
+
+async def _dashboard(request: Request) -> Response:
+    return FileResponse(_STATIC / "dashboard.html", headers=_PAGE_HEADERS)
+
+
+_PAGE_HEADERS = {
+    # The page loads only its own script and style and talks only to wsmon; no framing.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
 def create_app(state: ExporterState) -> Starlette:
+    csrf_token = secrets.token_urlsafe(32)  # per process: a restart makes pages fetch a new one
     app = Starlette(
+        middleware=[Middleware(AccessControl, web=lambda: state.config.web, csrf_token=csrf_token)],
         routes=[
+            Route("/dashboard", _dashboard),
+            Mount("/dashboard/static", StaticFiles(directory=_STATIC), name="static"),
+            *api_routes(lambda: state.monitor, lambda: csrf_token),
             Route("/", _index),
             Route(state.probe_path, _probe),
             Route(state.telemetry_path, _metrics),
@@ -181,7 +210,7 @@ def create_app(state: ExporterState) -> Starlette:
             Route("/-/ready", _ready, methods=["GET", "HEAD"]),
             Route("/-/reload", _reload, methods=["POST", "PUT"]),
             WebSocketRoute(ECHO_PATH, _echo),
-        ]
+        ],
     )
     app.state.exporter = state
     return app
