@@ -7,17 +7,17 @@ under ``[modules.<name>]`` in the config file; ``parse_module`` validates one su
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from wsmon import __version__
+from wsmon.credentials import basic_authorization, secret
 from wsmon.errors import ConfigError
 from wsmon.jsonpath import JsonPath
 from wsmon.redact import secrets
-from wsmon.secret_sources import expand_env, read_secret_file
+from wsmon.secret_sources import expand_env
 from wsmon.validate import check_keys, duration, typed
 
 __all__ = ["BUILTIN_MODULES", "Module", "Step", "TLSOptions", "parse_module"]
@@ -109,7 +109,6 @@ _MODULE_KEYS = {
 }
 _TLS_KEYS = {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
 _STEP_KEYS = {"send", "expect", "expect_json", "extract", "name"}
-_AUTH_KEYS = {"username", "password", "password_file"}
 
 
 def _regex(text: str, where: str) -> re.Pattern[str]:
@@ -144,19 +143,6 @@ def _parse_step(table: Any, where: str) -> Step:
     return step
 
 
-def _secret(table: Mapping[str, Any], key: str, where: str, env: Mapping[str, str] | None) -> str | None:
-    """``key`` (with ``${VAR}`` expanded) or the content of ``key_file``; never both."""
-    if key in table and f"{key}_file" in table:
-        raise ConfigError(f"{where}: set {key} or {key}_file, not both")
-    if f"{key}_file" in table:
-        return read_secret_file(typed(table, f"{key}_file", str, where), where)
-    if key in table:
-        value = expand_env(typed(table, key, str, where), where, env)
-        secrets.add([value])
-        return value
-    return None
-
-
 def parse_module(name: str, table: Mapping[str, Any], where: str, env: Mapping[str, str] | None = None) -> Module:
     """Validate a ``[modules.<name>]`` table; ConfigError names the first thing wrong."""
     where = f"{where}: module {name!r}"
@@ -185,15 +171,8 @@ def parse_module(name: str, table: Mapping[str, Any], where: str, env: Mapping[s
                 secrets.add([value])
             headers.append((key, value))
     if "basic_auth" in table:
-        auth = typed(table, "basic_auth", Mapping, f"{where}")
-        check_keys(auth, _AUTH_KEYS, f"{where}: basic_auth")
-        if "username" not in auth:
-            raise ConfigError(f"{where}: basic_auth needs a username")
-        password = _secret(auth, "password", f"{where}: basic_auth", env) or ""
-        token = base64.b64encode(f"{auth['username']}:{password}".encode()).decode()
-        secrets.add([token])
-        headers.append(("Authorization", f"Basic {token}"))
-    bearer = _secret(table, "bearer_token", where, env)
+        headers.append(("Authorization", basic_authorization(table, where, env)))
+    bearer = secret(table, "bearer_token", where, env)
     if bearer is not None:
         headers.append(("Authorization", f"Bearer {bearer}"))
     if sum(1 for k, _ in headers if k.lower() == "authorization") > 1:

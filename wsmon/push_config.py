@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import socket
 from collections.abc import Mapping
@@ -10,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from wsmon.credentials import basic_authorization, secret
 from wsmon.errors import ConfigError
 from wsmon.modules import TLSOptions
 from wsmon.redact import secrets
-from wsmon.secret_sources import expand_env, read_secret_file
+from wsmon.secret_sources import expand_env
 from wsmon.validate import check_keys, duration, typed
 
 __all__ = ["PushTarget", "parse_push"]
@@ -36,7 +36,6 @@ _KEYS = {
     "delete_on_shutdown",
 }
 _TLS_KEYS = {"ca_file", "cert_file", "key_file", "insecure_skip_verify"}
-_AUTH_KEYS = {"username", "password", "password_file"}
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
@@ -55,32 +54,13 @@ class PushTarget:
     delete_on_shutdown: bool = False  # Pushgateway: remove the group when wsmon stops cleanly
 
 
-def _secret(table: Mapping[str, Any], key: str, where: str, env: Mapping[str, str] | None) -> str | None:
-    if key in table and f"{key}_file" in table:
-        raise ConfigError(f"{where}: set {key} or {key}_file, not both")
-    if f"{key}_file" in table:
-        return read_secret_file(typed(table, f"{key}_file", str, where), where)
-    if key in table:
-        value = expand_env(typed(table, key, str, where), where, env)
-        secrets.add([value])
-        return value
-    return None
-
-
 def _authorization(table: Mapping[str, Any], where: str, env: Mapping[str, str] | None) -> str | None:
-    bearer = _secret(table, "bearer_token", where, env)
+    bearer = secret(table, "bearer_token", where, env)
     if "basic_auth" not in table:
         return None if bearer is None else f"Bearer {bearer}"
     if bearer is not None:
         raise ConfigError(f"{where}: set basic_auth or a bearer token, not both")
-    auth = typed(table, "basic_auth", Mapping, where)
-    check_keys(auth, _AUTH_KEYS, f"{where}: basic_auth")
-    if "username" not in auth:
-        raise ConfigError(f"{where}: basic_auth needs a username")
-    password = _secret(auth, "password", f"{where}: basic_auth", env) or ""
-    token = base64.b64encode(f"{typed(auth, 'username', str, where)}:{password}".encode()).decode()
-    secrets.add([token])
-    return f"Basic {token}"
+    return basic_authorization(table, where, env)
 
 
 def parse_push(table: Mapping[str, Any], index: int, where: str, env: Mapping[str, str] | None = None) -> PushTarget:
