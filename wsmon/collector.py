@@ -70,7 +70,7 @@ def write_target(sink: Sink, state: TargetState, now: float) -> None:
     if target.module.ping:
         sink.histogram("wsmon_ping_pong_duration_seconds", state.ping_histogram)
         quantiles = state.window.quantiles(now, WINDOW_QUANTILES)
-        if state.window.count:
+        if quantiles is not None:
             for labels, value in zip(_QUANTILE_LABELS, quantiles, strict=True):
                 put("wsmon_ping_pong_window_seconds", value, labels)
     if persistent:

@@ -89,7 +89,7 @@ class Target:
     module: Module
     mode: Mode = "probe"
     interval: float = 30.0
-    timeout: float = DEFAULT_TIMEOUT  # already the smallest of target, module and settings
+    timeout: float = DEFAULT_TIMEOUT  # the target's own, else the smaller of module's and settings'/flag
     labels: tuple[tuple[str, str], ...] = ()
     subscribe: Subscription | None = None
 
@@ -284,4 +284,6 @@ def load_config(
         raise ConfigError(f"{where}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not valid TOML: the file must be UTF-8 text") from None
     return parse_config(data, where, env, overrides)

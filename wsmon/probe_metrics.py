@@ -99,13 +99,14 @@ def write_connection(
 ) -> None:
     """The seed series for a persistent connection: the state of its latest ping."""
     put = sink.sample
-    put("probe_success", float(up and (ping_ok or not ping_enabled)))
+    success = up and (ping_ok or not ping_enabled)
+    put("probe_success", float(success))
     put("probe_websocket_up", float(up))
     if up and connect_duration is not None:
         put("probe_websocket_connection_duration_seconds", connect_duration)
     if ping_enabled:
         put("probe_websocket_ping_pong_success", float(up and ping_ok))
-        if rtt is not None:
+        if up and rtt is not None:  # a round trip of a connection that is gone is no news
             put("probe_websocket_ping_pong_duration_seconds", rtt)
-    if reason is not None and not (up and ping_ok):
+    if reason is not None and not success:
         put("probe_websocket_failure_info", 1.0, (("reason", reason),))

@@ -8,6 +8,7 @@ about 1/(N+1) of the targets.
 from __future__ import annotations
 
 import hashlib
+import re
 
 __all__ = ["parse_shard", "shard_of"]
 
@@ -29,7 +30,7 @@ def shard_of(name: str, shards: int) -> int:
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``"1/3"`` → (1, 3): this replica is shard 1 of 3 (numbered from 0, like pod ordinals)."""
-    index, sep, count = text.partition("/")
-    if not sep or not index.isdigit() or not count.isdigit() or not 0 <= int(index) < int(count):
+    match = re.fullmatch(r"([0-9]+)/([0-9]+)", text)
+    if match is None or not 0 <= int(match.group(1)) < int(match.group(2)):
         raise ValueError(f"invalid shard {text!r}: use I/N with 0 <= I < N, e.g. 0/3")
-    return int(index), int(count)
+    return int(match.group(1)), int(match.group(2))

@@ -107,6 +107,8 @@ class TextSink:
         for name, (kind, doc) in self._families.items():
             lines = self._lines[name]
             if lines:
-                out.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}")
+                # Text format 0.0.4 names a counter by its samples' name, `_total` included.
+                shown = f"{name}_total" if kind == "counter" else name
+                out.append(f"# HELP {shown} {doc}\n# TYPE {shown} {kind}")
                 out.extend(lines)
         return ("\n".join(out) + "\n").encode() if out else b""

@@ -57,7 +57,7 @@ def target_view(state: TargetState, runtime: bool, now: float) -> dict[str, Any]
     persistent = target.mode == "persistent"
     latency = state.last_rtt if persistent else (state.latest.ping_rtt if state.latest else None)
     samples = state.window.samples(now)
-    p50, p99 = state.window.quantiles(now, (0.5, 0.99))
+    p50, p99 = state.window.quantiles(now, (0.5, 0.99)) or (None, None)
     error = state.last_error
     return {
         "name": target.name,

@@ -45,14 +45,14 @@ class RollingWindow:
         """Add a sample taken at ``now`` (monotonic seconds); the oldest goes when full."""
         tick = int(now * _TICKS_PER_SECOND)
         self._expire(tick)
-        values, times = self._values, self._times
-        if len(values) < self.capacity and self._count == len(values):
+        if len(self._values) < self.capacity and self._count == len(self._values):
             # Grow while young: a probe every 30 s needs 10 slots, not the capacity.
-            self._rotate_to_zero()
-            values.append(value)
-            times.append(tick)
+            self._rotate_to_zero()  # (replaces the arrays: no references to the old ones here)
+            self._values.append(value)
+            self._times.append(tick)
             self._count += 1
             return
+        values, times = self._values, self._times
         slot = (self._head + self._count) % len(values)
         values[slot] = value
         times[slot] = tick
@@ -75,11 +75,6 @@ class RollingWindow:
             self._head = (self._head + 1) % size
             self._count -= 1
 
-    @property
-    def count(self) -> int:
-        """Samples held (some may be older than the span until the next add or read)."""
-        return self._count
-
     def samples(self, now: float) -> list[float]:
         """The samples of the last ``span`` seconds, oldest first.
 
@@ -99,6 +94,7 @@ class RollingWindow:
             return values[start:end].tolist()
         return values[start:].tolist() + values[: end - size].tolist()
 
-    def quantiles(self, now: float, qs: Sequence[float]) -> list[float]:
+    def quantiles(self, now: float, qs: Sequence[float]) -> list[float] | None:
+        """The q-quantiles of the live samples; None when there are none."""
         ordered = sorted(self.samples(now))
-        return [quantile(ordered, q) for q in qs]
+        return [quantile(ordered, q) for q in qs] if ordered else None
