@@ -116,6 +116,9 @@ def serve_command(
     ] = "victoriametrics",
     push_interval: Annotated[str, typer.Option("--push.interval", help="Push period.")] = "15s",
     push_job: Annotated[str, typer.Option("--push.job", help="The job label of pushed series.")] = "wsmon",
+    push_timeout: Annotated[
+        str | None, typer.Option("--push.timeout", help="Deadline of one push [default: 5s, or half the interval].")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Log every probe's phases.")] = False,
     log_format: Annotated[str, typer.Option("--log.format", help="Log format: console or json.")] = "console",
 ) -> None:
@@ -138,7 +141,13 @@ def serve_command(
             if push_url is None
             else (
                 parse_push(
-                    {"kind": push_kind, "url": push_url, "interval": push_interval, "job": push_job, "name": "flag"},
+                    {
+                        "kind": push_kind,
+                        "url": push_url,
+                        "interval": push_interval,
+                        "job": push_job,
+                        **({"timeout": push_timeout} if push_timeout else {}),
+                    },
                     1,
                     "--push.url",
                 ),

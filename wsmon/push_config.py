@@ -101,6 +101,8 @@ def parse_push(table: Mapping[str, Any], index: int, where: str, env: Mapping[st
         values["tls"] = TLSOptions(**tls)
     if "delete_on_shutdown" in table:
         values["delete_on_shutdown"] = typed(table, "delete_on_shutdown", bool, where)
+    if "timeout" not in values:  # 5 s, but always shorter than the interval
+        values["timeout"] = min(5.0, values.get("interval", 15.0) / 2)
     push = PushTarget(**values)
     if push.timeout >= push.interval:
         raise ConfigError(f"{where}: timeout must be shorter than interval")
