@@ -106,7 +106,7 @@ async def test_config_check(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('[modules.eth]\nping = false\n[[modules.eth.steps]]\nsend = "x"\nexpect = "y"\n')
     code, out, _ = await wsmon("config", "check", str(good))
-    assert (code, out) == (0, f"{good}: valid (3 modules, 0 targets: 0 probe, 0 persistent)\n")
+    assert (code, out) == (0, f"{good}: valid (3 modules, 0 targets: 0 probe, 0 persistent, 0 scrape)\n")
     bad = tmp_path / "bad.toml"
     bad.write_text("[modules.eth]\npingg = false\n")
     code, _, err = await wsmon("config", "check", str(bad))

@@ -38,7 +38,7 @@ INVALID: dict[str, str] = {
         "target 'node': environment variable WSMON_TEST_UNSET_VAR is not set; export it or use a *_file key"
     ),
     "invalid-non-ws-url.toml": ("target 'node': unsupported scheme https://: the target must be a ws:// or wss:// URL"),
-    "invalid-bad-mode.toml": "target 'node': mode must be probe or persistent, not 'stream'",
+    "invalid-bad-mode.toml": "target 'node': mode must be probe, persistent or scrape, not 'stream'",
     "invalid-missing-name.toml": 'target #1 has no name; give it name = "…" (it becomes the target label)',
     "invalid-missing-url.toml": "target 'node': set url or url_file (one of them)",
     "invalid-url-and-url-file.toml": "target 'node': set url or url_file (one of them)",

@@ -124,18 +124,24 @@ async def test_probe_by_configured_name_keeps_the_token_inside(tmp_path: Path) -
     token = "TOKEN-never-in-the-tsdb-1234"
     async with servers.echo_server() as echo:
         config = tmp_path / "targets.toml"
-        config.write_text(f'[[targets]]\nname = "node1"\nurl = "{echo.url("/")}${{NODE_TOKEN}}"\nmodule = "connect"\n')
+        config.write_text(
+            f'[[targets]]\nname = "node1"\nurl = "{echo.url("/")}${{NODE_TOKEN}}"\nmodule = "connect"\n'
+            f'[[targets]]\nname = "vmprobe-only"\nurl = "{echo.url("/")}"\nmode = "scrape"\n'
+        )
         port = free_port()
         process = await start_serve(config, port, {"NODE_TOKEN": token})
         try:
             async with httpx.AsyncClient() as client:
                 by_name = await client.get(f"http://127.0.0.1:{port}/probe", params={"target": "node1"})
                 unknown = await client.get(f"http://127.0.0.1:{port}/probe", params={"target": "node2"})
+                scrape_only = await client.get(f"http://127.0.0.1:{port}/probe", params={"target": "vmprobe-only"})
                 metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
         finally:
             process.send_signal(signal.SIGTERM)
             output, _ = await process.communicate()
     assert "probe_success 1.0" in by_name.text
+    assert "probe_websocket_ping_pong_success 1.0" in scrape_only.text  # probed when asked…
+    assert 'target="vmprobe-only"' not in metrics.text  # …and never by wsmon's own scheduler
     assert "probe_websocket_ping_pong_success" not in by_name.text  # the target's module: connect
     assert unknown.status_code == 400
     assert unknown.text == "unknown target name 'node2': use a name from the config or a ws:// URL\n"

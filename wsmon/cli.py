@@ -14,7 +14,7 @@ import typer
 from wsmon import __version__
 from wsmon.auth import hash_password
 from wsmon.check_output import probe_json, probe_line, probe_report, summary_json, summary_lines
-from wsmon.config import Config, Settings, load_config
+from wsmon.config import MODES, Config, Settings, load_config
 from wsmon.durations import parse_duration
 from wsmon.errors import ConfigError, TargetError
 from wsmon.logs import LogFormat, configure_logging
@@ -287,10 +287,10 @@ def config_check_command(path: Annotated[str, typer.Argument(help="Config file t
         loaded = load_config(path)
     except ConfigError as exc:
         raise _fail_usage(str(exc)) from None
-    modes = {mode: sum(t.mode == mode for t in loaded.targets) for mode in ("probe", "persistent")}
+    modes = {mode: sum(t.mode == mode for t in loaded.targets) for mode in MODES}
     typer.echo(
         f"{path}: valid ({len(loaded.modules)} modules, {len(loaded.targets)} targets: "
-        f"{modes['probe']} probe, {modes['persistent']} persistent)"
+        f"{modes['probe']} probe, {modes['persistent']} persistent, {modes['scrape']} scrape)"
     )
 
 

@@ -24,7 +24,10 @@ from wsmon.web_config import WebConfig, parse_web
 
 __all__ = ["Config", "Settings", "Subscription", "Target", "load_config", "parse_config", "parse_target_table"]
 
-Mode = Literal["probe", "persistent"]
+# probe: a fresh connection per interval; persistent: one long-lived connection, pinged;
+# scrape: nothing of wsmon's own, only `/probe?target=<name>` (a VMProbe's targets).
+Mode = Literal["probe", "persistent", "scrape"]
+MODES = ("probe", "persistent", "scrape")
 
 _TOP_KEYS = {"settings", "modules", "targets", "push", "web"}
 _SETTINGS_KEYS = {
@@ -196,8 +199,8 @@ def parse_target_table(
     except TargetError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     mode = typed(table, "mode", str, where) if "mode" in table else "probe"
-    if mode not in ("probe", "persistent"):
-        raise ConfigError(f"{where}: mode must be probe or persistent, not {mode!r}")
+    if mode not in MODES:
+        raise ConfigError(f"{where}: mode must be probe, persistent or scrape, not {mode!r}")
     module_name = typed(table, "module", str, where) if "module" in table else "ping"
     module = modules.get(module_name)
     if module is None:

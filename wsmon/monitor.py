@@ -72,7 +72,8 @@ class Monitor:
         return parse_target_table(table, 1, "dashboard", config.settings, config.modules, None)
 
     def _wanted(self, config: Config) -> dict[str, Target]:
-        targets = {t.name: t for t in config.targets if t.name not in self.changes.removed}
+        """The targets this replica runs (scrape-mode ones only answer ``/probe``)."""
+        targets = {t.name: t for t in config.targets if t.name not in self.changes.removed and t.mode != "scrape"}
         self.runtime_names = set()
         for table in self.changes.added:
             try:
@@ -85,8 +86,9 @@ class Monitor:
                     "a target added at runtime has the name of a configured one; the config wins", target=target.name
                 )
                 continue
-            targets[target.name] = target
-            self.runtime_names.add(target.name)
+            if target.mode != "scrape":
+                targets[target.name] = target
+                self.runtime_names.add(target.name)
         index, count = self._shard
         return {n: t for n, t in targets.items() if count == 1 or shard_of(n, count) == index}
 
@@ -172,6 +174,8 @@ class Monitor:
     def add(self, table: dict[str, Any]) -> Target:
         """Add a target (validated like the config file's); it persists across restarts."""
         target = self._runtime_target(table, self.config)
+        if target.mode == "scrape":
+            raise ConfigError("dashboard: a scrape-mode target belongs in the config file (the dashboard runs targets)")
         if target.name in self._targets or self.config.target(target.name) is not None:
             raise ConfigError(f"dashboard: target {target.name!r} exists already; choose another name")
         self.changes.added.append(dict(table))
