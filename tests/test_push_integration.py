@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.realservers import (
     Running,
@@ -286,15 +285,6 @@ async def test_push_flags_with_a_short_interval(tmp_path: Path, echo_server: Ser
 
 
 @needs("victoria-metrics")
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "wsmon bug: httpx logs every push at INFO through the stdlib handler of wsmon.logs, whose "
-        "formatter is plain text even with --log.format json ('… INFO httpx: HTTP Request: POST "
-        'http://…/api/v1/import/prometheus?extra_label=job%3Dwsmon "HTTP/1.1 204 No Content"\'): a '
-        "non-JSON line per push and destination; the httpx logger should be at WARNING like uvicorn's"
-    ),
-)
 async def test_push_logs_are_json_with_log_format_json(tmp_path: Path, echo_server: Server) -> None:
     async with victoria_metrics(tmp_path) as vm, httpx.AsyncClient(trust_env=False, timeout=5) as client:
         push = f'[[push]]\nname = "vm"\nurl = "{vm.base}"\ninterval = "1s"\ntimeout = "500ms"\n'

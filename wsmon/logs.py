@@ -24,7 +24,9 @@ def _scrub_event(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[st
     return {k: secrets.scrub(v) if isinstance(v, str) else v for k, v in event.items()}
 
 
-class _ScrubbingFormatter(logging.Formatter):
+class _ScrubbingFormatter(structlog.stdlib.ProcessorFormatter):
+    """Library log lines (uvicorn, httpx, asyncio) in wsmon's own format, scrubbed."""
+
     def format(self, record: logging.LogRecord) -> str:
         return secrets.scrub(super().format(record))
 
@@ -41,11 +43,14 @@ def configure_logging(level: int = logging.INFO, fmt: LogFormat = "console") -> 
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    shared: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.format_exc_info,
             _scrub_event,
             renderer,
@@ -55,10 +60,22 @@ def configure_logging(level: int = logging.INFO, fmt: LogFormat = "console") -> 
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        _ScrubbingFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _scrub_event,
+                renderer,
+            ],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # uvicorn reports every WebSocket connection at INFO: one line per probe of the echo endpoint.
-    logging.getLogger("uvicorn.error").setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    # httpx reports every request (each push) at INFO: news only when debugging.
+    for chatty in ("uvicorn.error", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(level if level <= logging.DEBUG else logging.WARNING)
     sys.excepthook = _excepthook
