@@ -62,7 +62,8 @@ class Opening:
         began = self.timed(Phase.RESOLVE, began)
         self.phase = Phase.CONNECT
         key = new_key()
-        conn = factory(build_request(target.host_header, target.resource, key, _headers(module, target)), key, loop)
+        headers = _headers(module, target)
+        conn = factory(build_request(target.host_header, target.resource, key, headers, module.subprotocols), key, loop)
         context = client_context(module.tls) if target.secure else None
         server_name = (module.tls.server_name or target.host) if context else None
         sock: socket.socket | None = None
