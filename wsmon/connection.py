@@ -144,23 +144,29 @@ class ClientConnection(asyncio.Protocol):
 
     def _receive_head(self, data: bytes, now: float) -> bytes:
         """Collect the upgrade response; returns bytes that follow it (frames already sent)."""
-        start = max(0, len(self._head) - 3)
-        self._head += data
-        end = self._head.find(b"\r\n\r\n", start)
+        if self._head:  # the head came in pieces: look for its end from just before this one
+            start = max(0, len(self._head) - 3)
+            self._head += data
+            end = self._head.find(b"\r\n\r\n", start)
+        else:  # usually it comes whole, and needs no copying
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self._head += data
         if end < 0:
             if len(self._head) > MAX_HEAD:
                 self._fail(HandshakeError("the upgrade response head is larger than 64 KiB"))
             return b""
-        head, rest = bytes(self._head[:end]), bytes(self._head[end + 4 :])
-        self._head = bytearray()
+        if self._head:
+            data = bytes(self._head)
+            self._head.clear()
         try:
-            self.response = parse_response(head, self._key, self._subprotocols)
+            self.response = parse_response(data[:end], self._key, self._subprotocols)
         except HandshakeError as exc:
             self._fail(exc)
             return b""
         if not self.opened.done():
             self.opened.set_result(self.response)
-        return rest
+        return data[end + 4 :]
 
     def _close_received(self, payload: bytes) -> None:
         code, _ = parse_close(payload)
