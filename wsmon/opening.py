@@ -10,16 +10,18 @@ import asyncio
 import socket
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from wsmon.connection import ClientConnection
 from wsmon.handshake import build_request, new_key
 from wsmon.modules import Module
-from wsmon.probe_log import ProbeLog
 from wsmon.proxy import parse_proxy, proxy_connect
 from wsmon.reasons import Phase
 from wsmon.target_url import TargetURL
 from wsmon.tls import certificate_expiry, client_context
+
+if TYPE_CHECKING:  # for its type only: it imports structlog, which probes need not load
+    from wsmon.probe_log import ProbeLog
 
 __all__ = ["Opening"]
 
