@@ -1,0 +1,458 @@
+"""The dashboard in a real browser: Playwright drives Debian's Chromium against `wsmon serve`.
+
+One scenario, as an operator lives it: log in, watch a persistent target go red when its
+server stops and cyan again when it comes back (no reload), add a target from the form (a
+bad one first: the API's error shows), see it survive a restart of wsmon (the page keeps
+polling through the outage and picks up the new process's CSRF token), pause and resume,
+remove with a confirmation. A canary token in the targets' URLs never reaches the browser.
+
+The tests are plain ``def`` functions: Playwright's sync API refuses to run inside an event
+loop, and everything else runs in a subprocess (wsmon) or a thread (the WebSocket server).
+Screenshots land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import servers
+from wsmon.auth import hash_password
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+if not Path(CHROMIUM).exists() and os.geteuid() != 0:
+    pytest.skip(
+        f"{CHROMIUM} is missing and we are not root to install it (scripts/install-system-deps does, as root)",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import Browser, Dialog, Locator, Page, Response, expect, sync_playwright  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CANARY_VAR = "WSMON_DASHBOARD_CANARY"
+CANARY = "canary-5c1e0d7a9b3f4e21"
+ADMIN = ("alice", "alice-password-1")
+VIEWER = ("bob", "bob-password-22")
+WAIT_MS = 10_000  # state changes take a ping interval or a backoff: well under this
+
+
+# --- a WebSocket server we can stop and start again on the same port ---------------------------
+
+
+async def _conforming(peer: servers.Peer) -> None:
+    await peer.upgrade()
+    await peer.serve_frames()
+
+
+class ThreadedServer:
+    """``servers.raw_server`` on a fixed port, in a thread with its own event loop."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    def start(self) -> None:
+        assert self._thread is None
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            try:
+                async with servers.raw_server(_conforming, port=self.port):
+                    ready.set()
+                    await self._stop.wait()
+            except OSError as exc:  # the port still busy: report it to start()
+                failure.append(exc)
+                ready.set()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(main())
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"ws-server-{self.port}", daemon=True)
+        self._thread.start()
+        assert ready.wait(5), "the WebSocket server did not start"
+        if failure:
+            self._thread.join(5)
+            self._thread = None
+            raise failure[0]
+
+    def stop(self) -> None:
+        assert self._thread is not None and self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+        assert not self._thread.is_alive(), "the WebSocket server did not stop"
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+
+# --- wsmon serve as a process we can restart ------------------------------------------------------
+
+
+class Wsmon:
+    def __init__(self, config: Path, port: int, log: Path, env: dict[str, str]) -> None:
+        self.config, self.port, self.log, self.env = config, port, log, env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "wsmon",
+                    "serve",
+                    "--config",
+                    str(self.config),
+                    "--web.listen-address",
+                    f"127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"wsmon serve exited: {self.log.read_text()}"
+            try:
+                if httpx.get(f"{self.base}/-/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"wsmon serve did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            assert self.process.wait(10) == 0, self.log.read_text()
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-deps (as root) to install Debian's chromium")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def feed_server() -> Iterator[ThreadedServer]:
+    server = ThreadedServer(servers.refused_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.running:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def wsmon(tmp_path_factory: pytest.TempPathFactory, feed_server: ThreadedServer) -> Iterator[Wsmon]:
+    directory = tmp_path_factory.mktemp("dashboard")
+    port = servers.refused_port()
+    config = directory / "targets.toml"
+    config.write_text(
+        f"""
+[settings]
+reconnect_backoff = "100ms"
+reconnect_backoff_max = "500ms"
+ping_interval = "500ms"
+
+[[targets]]
+name = "feed"
+url = "ws://127.0.0.1:{feed_server.port}/feed/${{{CANARY_VAR}}}"
+mode = "persistent"
+labels = {{ team = "markets" }}
+
+[[targets]]
+name = "echo-probe"
+url = "ws://127.0.0.1:{port}/ws/echo?apikey=${{{CANARY_VAR}}}"
+interval = "1s"
+timeout = "800ms"
+
+[[targets]]
+name = "backup-node"
+url = "ws://127.0.0.1:{servers.refused_port()}/${{{CANARY_VAR}}}"
+mode = "persistent"
+
+[web.users.{ADMIN[0]}]
+password_hash = "{hash_password(ADMIN[1])}"
+role = "admin"
+
+[web.users.{VIEWER[0]}]
+password_hash = "{hash_password(VIEWER[1])}"
+role = "viewer"
+"""
+    )
+    process = Wsmon(config, port, directory / "wsmon.log", {CANARY_VAR: CANARY})
+    process.start()
+    try:
+        yield process
+    finally:
+        if process.process is not None:
+            process.stop()
+        assert CANARY not in process.log.read_text(), "the canary token leaked into wsmon's log"
+
+
+def _page(browser: Browser, credentials: tuple[str, str]) -> Page:
+    context = browser.new_context(
+        http_credentials={"username": credentials[0], "password": credentials[1]},
+        viewport={"width": 1400, "height": 760},
+    )
+    context.set_default_timeout(WAIT_MS)
+    return context.new_page()
+
+
+def row(page: Page, name: str) -> Locator:
+    return page.locator(f'#rows tr[data-name="{name}"]')
+
+
+def expect_status(page: Page, name: str, status: str) -> None:
+    badge = row(page, name).locator(".status")
+    expect(badge).to_have_text(status, timeout=WAIT_MS)
+    expect(badge).to_have_class(re.compile(rf"\bstatus-{status}\b"), timeout=WAIT_MS)
+
+
+CYAN, GREEN, RED, GREY = "rgb(0, 172, 193)", "rgb(46, 125, 50)", "rgb(211, 47, 47)", "rgb(120, 128, 140)"
+
+
+def dot_colour(page: Page, name: str) -> str:
+    badge = row(page, name).locator(".status")
+    return str(badge.evaluate("el => getComputedStyle(el, '::before').backgroundColor"))
+
+
+# --- the scenario -------------------------------------------------------------------------------
+
+
+def test_dashboard_live_updates_actions_restart_and_no_secret(
+    browser: Browser, wsmon: Wsmon, feed_server: ThreadedServer
+) -> None:
+    page = _page(browser, ADMIN)
+    responses: list[Response] = []
+    page.on("response", lambda response: responses.append(response))
+    methods: list[str] = []
+    page.on("request", lambda request: methods.append(f"{request.method} {request.url}"))
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    csp_violations: list[str] = []
+    page.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
+
+    page.goto(f"{wsmon.base}/dashboard")
+    page.evaluate("window.__sameDocument = 'yes'")  # gone if the page reloads
+
+    # Logged in; summary and one row per target.
+    expect(page.locator("#who")).to_have_text(f"{ADMIN[0]} (admin)")
+    expect_status(page, "feed", "connected")
+    expect_status(page, "echo-probe", "up")
+    expect_status(page, "backup-node", "disconnected")
+    for key, count in {"total": 3, "connected": 1, "disconnected": 1, "up": 1, "down": 0, "paused": 0}.items():
+        expect(page.locator(f"#sum-{key}")).to_have_text(str(count))
+    feed = row(page, "feed")
+    expect(feed.locator("td.url")).to_have_text(f"ws://127.0.0.1:{feed_server.port}/****")
+    expect(row(page, "echo-probe").locator("td.url")).to_have_text(f"ws://127.0.0.1:{wsmon.port}/****?apikey=****")
+    expect(feed.locator("td.auto")).to_have_text("on")
+    expect(feed.locator("svg.spark polyline")).to_have_count(1)  # a sparkline once there are 2 samples
+    expect(feed.locator("td.latency")).to_have_text(re.compile(r"^\d+(\.\d+)? ms$"))
+    expect(feed.locator("td.quantiles")).to_have_text(re.compile(r"^\d+(\.\d+)? / \d+(\.\d+)? ms$"))
+    expect(row(page, "backup-node").locator(".error-reason")).to_have_text("refused")
+    expect(page.locator("#updated")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"))
+    expect(page.locator("#banner")).to_be_hidden()
+    # The colours (the dot before each label): cyan connected, green up, red disconnected.
+    assert dot_colour(page, "feed") == CYAN
+    assert dot_colour(page, "echo-probe") == GREEN
+    assert dot_colour(page, "backup-node") == RED
+    page.wait_for_timeout(2500)  # two more polls: a fuller sparkline for the picture
+    page.screenshot(path=ARTIFACTS / "dashboard-connected.png", full_page=True)
+
+    # The server goes away: red "disconnected" without a reload, with the reason; then cyan again.
+    feed_server.stop()
+    expect_status(page, "feed", "disconnected")
+    expect(page.locator("#sum-disconnected")).to_have_text("2")
+    expect(feed.locator(".error-reason")).to_have_text(re.compile(r"^(closed|refused|ping_timeout|network)$"))
+    expect(feed.locator(".error-at")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d \("))
+    page.screenshot(path=ARTIFACTS / "dashboard-disconnected.png", full_page=True)
+    feed_server.start()
+    expect_status(page, "feed", "connected")
+    assert page.evaluate("window.__sameDocument") == "yes"
+
+    # Add a target: the API's 400 shows in the form; then a good one appears, marked as added.
+    page.get_by_label("Name", exact=True).fill("added-one")
+    page.get_by_label("URL", exact=True).fill("http://127.0.0.1/nope")
+    page.get_by_role("button", name="Add target", exact=True).click()
+    expect(page.locator("#add-error")).to_contain_text("unsupported scheme http://")
+    page.get_by_label("URL", exact=True).fill(f"ws://127.0.0.1:{feed_server.port}/added/${{{CANARY_VAR}}}")
+    page.get_by_label("Mode", exact=True).select_option("persistent")
+    page.get_by_label("Module", exact=True).fill("ping")
+    page.get_by_role("button", name="Add target", exact=True).click()
+    expect(page.locator("#add-ok")).to_have_text("Added added-one.")
+    expect(page.locator("#add-error")).to_be_hidden()
+    expect(page.get_by_label("URL", exact=True)).to_have_value("")  # the form forgets the URL (and its token)
+    added = row(page, "added-one")
+    expect_status(page, "added-one", "connected")
+    expect(added.locator(".badge.runtime")).to_be_visible()
+    expect(added.locator(".badge.runtime")).to_have_text("added at runtime")
+    expect(row(page, "feed").locator(".badge.runtime")).to_be_hidden()
+
+    # wsmon restarts: the page says so, keeps polling, and comes back with the added target.
+    wsmon.stop()
+    expect(page.locator("#banner")).to_contain_text("wsmon unreachable, retrying")
+    page.screenshot(path=ARTIFACTS / "dashboard-unreachable.png", full_page=True)
+    wsmon.start()
+    expect(page.locator("#banner")).to_be_hidden(timeout=WAIT_MS)
+    expect_status(page, "added-one", "connected")
+    expect(added.locator(".badge.runtime")).to_be_visible()
+    assert page.evaluate("window.__sameDocument") == "yes"
+
+    # Actions after the restart: they need the new process's CSRF token.
+    page.get_by_role("button", name="Disconnect feed", exact=True).click()
+    expect_status(page, "feed", "paused")
+    expect(feed.locator("td.auto")).to_have_text("off")
+    expect(page.locator("#sum-paused")).to_have_text("1")
+    expect(page.get_by_role("button", name="Disconnect feed", exact=True)).to_be_disabled()
+    page.get_by_role("button", name="Resume feed", exact=True).click()
+    expect_status(page, "feed", "connected")
+    page.get_by_role("button", name="Pause echo-probe", exact=True).click()
+    expect_status(page, "echo-probe", "paused")
+    assert dot_colour(page, "echo-probe") == GREY
+    page.screenshot(path=ARTIFACTS / "dashboard-overview.png", full_page=True)
+    page.get_by_role("button", name="Resume echo-probe", exact=True).click()
+    expect_status(page, "echo-probe", "up")
+    page.get_by_role("button", name="Reconnect added-one", exact=True).click()
+    expect(page.locator("#action-message")).to_have_text("added-one: reconnecting.")
+
+    # Remove: a dismissed confirm() sends nothing; an accepted one removes the row.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Remove added-one", exact=True).click()
+    page.wait_for_timeout(300)
+    assert not [m for m in methods if m.startswith("DELETE ")]
+    expect(added).to_have_count(1)
+    dialogs: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.get_by_role("button", name="Remove added-one", exact=True).click()
+    expect(added).to_have_count(0)
+    assert 'Remove target "added-one"?' in dialogs[0]
+    expect(page.locator("#sum-total")).to_have_text("3")
+    assert f"DELETE {wsmon.base}/api/targets/added-one" in methods
+
+    # The canary token never reached the browser: not in the DOM, not in any response.
+    assert CANARY not in page.content()
+    checked = 0
+    for response in responses:
+        try:
+            body = response.body()
+        except Exception:
+            continue
+        assert CANARY.encode() not in body, f"the canary leaked in {response.url}"
+        checked += 1
+    assert checked >= 20, f"only {checked} response bodies were checked"
+    assert any(r.url.endswith("/api/targets") and r.request.method == "POST" and r.status == 201 for r in responses)
+    assert page_errors == []
+    assert csp_violations == []
+    page.context.close()
+
+
+def test_viewer_sees_everything_and_can_change_nothing(browser: Browser, wsmon: Wsmon) -> None:
+    page = _page(browser, VIEWER)
+    page.goto(f"{wsmon.base}/dashboard")
+    expect(page.locator("#who")).to_have_text(f"{VIEWER[0]} (viewer)")
+    expect_status(page, "echo-probe", "up")
+    expect(page.locator("#viewer-note")).to_be_visible()
+    expect(page.locator("#add-section")).to_be_hidden()
+    expect(page.get_by_role("columnheader", name="Actions", exact=True)).to_be_hidden()
+    expect(page.get_by_role("button")).to_have_count(0)  # none visible to anyone, screen readers included
+    for button in page.locator("#rows button").all():
+        expect(button).to_be_disabled()
+    page.screenshot(path=ARTIFACTS / "dashboard-viewer.png", full_page=True)
+    page.context.close()
+
+
+def test_page_escapes_what_it_shows(browser: Browser, wsmon: Wsmon) -> None:
+    """Whatever the API says is text, never markup (a hostile label or error message)."""
+    page = _page(browser, ADMIN)
+    hostile = '<img src=x onerror="window.__pwned=1">'
+    payload = {
+        "updated_at": time.time(),
+        "summary": {"total": 1},
+        "targets": [
+            {
+                "name": hostile,
+                "url": hostile,
+                "mode": "persistent",
+                "module": hostile,
+                "labels": {},
+                "status": hostile,
+                "latency_ms": None,
+                "p50_ms": None,
+                "p99_ms": None,
+                "history_ms": [1, 2, None, 3],
+                "auto_reconnect": True,
+                "paused": False,
+                "runtime": False,
+                "reconnects": 0,
+                "last_error": {"reason": hostile, "message": hostile, "at": time.time()},
+            }
+        ],
+    }
+    page.route("**/api/targets", lambda route: route.fulfill(json=payload))
+    page.goto(f"{wsmon.base}/dashboard")
+    hostile_row = page.locator("#rows tr").first
+    expect(hostile_row.locator(".name-text")).to_have_text(hostile)
+    expect(hostile_row.locator(".error-message")).to_have_text(hostile)
+    expect(hostile_row.locator(".status")).to_have_text("pending")  # an unknown status is not trusted
+    assert page.locator("#rows img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    page.context.close()
