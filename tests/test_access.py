@@ -313,24 +313,12 @@ def test_brute_force_is_slowed_down_and_never_logs_the_password(wsmon: Wsmon) ->
         assert ADMIN[1] not in line and ADMIN_TOKEN not in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend bug: bcrypt 5 raises ValueError for passwords over 72 bytes; wsmon.auth.Authenticator._basic "
-    "lets it escape, so a long password answers 500 (with a traceback in the log) instead of 401, "
-    "and the failure is not counted by the rate limit",
-)
 def test_an_overlong_password_is_a_failed_login_not_a_server_error(wsmon: Wsmon) -> None:
     with wsmon.client("127.0.0.4") as client:
         response = client.get("/api/targets", auth=(ADMIN[0], "x" * 100))
     assert response.status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend gap: a config-file target removed from the dashboard is recorded in the state file's "
-    "`removed` list, and Monitor.add refuses its name ('exists already', since the config still has it): "
-    "nothing but editing the state file by hand brings it back",
-)
 def test_a_removed_config_target_can_be_added_back(wsmon: Wsmon) -> None:
     with wsmon.client(auth=ADMIN) as client:
         nowhere = f"ws://127.0.0.1:{servers.refused_port()}/"
@@ -414,12 +402,6 @@ async def test_probe_allow_refuses_other_targets() -> None:
             assert "probe_success 0" in response.text  # allowed, probed, refused: nobody listens there
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend bug: WebConfig.probe_allowed matches URL patterns with fnmatch on the raw URL, and `*` "
-    "also matches '/', '@', '?' and '#': wss://*.example.com/* lets wss://evil.test/.example.com/ through "
-    "(host evil.test), ws://127.0.0.1:*/ws/* lets ws://127.0.0.1:x@127.0.0.2:80/ws/ through (host 127.0.0.2)",
-)
 def test_probe_allow_patterns_cannot_be_tricked_into_another_host() -> None:
     web = WebConfig(probe_allow=("wss://*.example.com/*", "ws://127.0.0.1:*/ws/*"))
     assert web.probe_allowed("wss://node1.example.com/token", False)
@@ -428,12 +410,6 @@ def test_probe_allow_patterns_cannot_be_tricked_into_another_host() -> None:
     assert not web.probe_allowed("ws://127.0.0.1:x@127.0.0.2:80/ws/", False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend bug: GET /api/targets answers 200 with no targets while the monitor is not running yet "
-    "(wsmon listens before it builds the Monitor): after a restart the dashboard briefly shows an empty "
-    "table; POST /api/targets already answers 503 'wsmon is starting up' in that state",
-)
 async def test_targets_are_unavailable_not_empty_while_wsmon_starts() -> None:
     async with app_client(config_with(users())) as client:
         response = await client.get("/api/targets", auth=ADMIN)

@@ -26,6 +26,7 @@ log = structlog.get_logger("wsmon.web")
 
 MAX_FAILURES = 5  # per client address…
 FAILURE_WINDOW = 60.0  # …within this many seconds; then it waits out the window
+_BCRYPT_MAX = 72  # bytes of password bcrypt looks at
 _VERIFIED_CACHE = 256  # bcrypt costs ~0.1 s a check: remember credentials that passed
 
 
@@ -84,11 +85,14 @@ class Authenticator:
             return None, "?"
         user = self._users.get(name)
         if not sep or user is None:
-            return None, name
+            # An unknown name is logged as such: it may be a password typed in the wrong field.
+            return None, "(unknown user)"
         key = hashlib.sha256(f"{name}\0{password}".encode()).digest()
         cached = self._verified.get(key)
         if cached is not None:
             return cached, name
+        if len(password.encode()) > _BCRYPT_MAX:
+            return None, name  # no bcrypt hash can match it (bcrypt 5 refuses to try)
         # bcrypt takes ~0.2 s on purpose: in a thread, or every ping would wait for it.
         if not await asyncio.to_thread(bcrypt.checkpw, password.encode(), user.password_hash):
             return None, name
@@ -106,4 +110,7 @@ class Authenticator:
 
 
 def hash_password(password: str) -> str:
+    """A bcrypt hash for ``[web.users.<name>] password_hash``; ValueError past 72 bytes."""
+    if len(password.encode()) > _BCRYPT_MAX:
+        raise ValueError(f"bcrypt uses at most {_BCRYPT_MAX} bytes of a password: choose a shorter one")
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()

@@ -277,7 +277,10 @@ def hash_password_command() -> None:
     password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
         raise _fail_usage("use a password of at least 8 characters")
-    typer.echo(hash_password(password))
+    try:
+        typer.echo(hash_password(password))
+    except ValueError as exc:
+        raise _fail_usage(str(exc)) from None
 
 
 @config_app.command(name="check")

@@ -69,10 +69,12 @@ class Monitor:
     # --- what should run -------------------------------------------------------------------
 
     def _runtime_target(self, table: dict[str, Any], config: Config) -> Target:
-        return parse_target_table(table, 1, "dashboard", config.settings, config.modules, None)
+        # No ${VAR} expansion: a dashboard user must not be able to read wsmon's environment.
+        return parse_target_table(table, 1, "dashboard", config.settings, config.modules, {})
 
     def _wanted(self, config: Config) -> dict[str, Target]:
         """The targets this replica runs (scrape-mode ones only answer ``/probe``)."""
+        # A config target removed from the dashboard stays hidden (its name may be reused there).
         targets = {t.name: t for t in config.targets if t.name not in self.changes.removed and t.mode != "scrape"}
         self.runtime_names = set()
         for table in self.changes.added:
@@ -176,10 +178,10 @@ class Monitor:
         target = self._runtime_target(table, self.config)
         if target.mode == "scrape":
             raise ConfigError("dashboard: a scrape-mode target belongs in the config file (the dashboard runs targets)")
-        if target.name in self._targets or self.config.target(target.name) is not None:
+        configured = self.config.target(target.name) is not None and target.name not in self.changes.removed
+        if target.name in self._targets or configured:
             raise ConfigError(f"dashboard: target {target.name!r} exists already; choose another name")
         self.changes.added.append(dict(table))
-        self.changes.removed = [n for n in self.changes.removed if n != target.name]
         self._save()
         self._apply(self.config)
         log.info("target added at runtime", target=target.name, mode=target.mode)
@@ -216,9 +218,10 @@ class Monitor:
             self.changes.paused = [n for n in self.changes.paused if n != name]
             self._save()
             self._start(name)
+            log.info("target resumed", target=name)
         elif target.mode == "persistent":
             self._persistent[name].reconnect_now()
-        log.info("target resumed" if target.mode == "probe" else "reconnect requested", target=name)
+            log.info("reconnect requested", target=name)
 
     # --- shutdown --------------------------------------------------------------------------
 

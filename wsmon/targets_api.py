@@ -98,8 +98,10 @@ def api_routes(monitor: Callable[[], Monitor | None], csrf_token: Callable[[], s
 
     async def list_targets(request: Request) -> JSONResponse:
         mon = monitor()
+        if mon is None:
+            return _NOT_MONITORING
         now = perf_counter()
-        views = [] if mon is None else [target_view(s, s.target.name in mon.runtime_names, now) for s in mon.store]
+        views = [target_view(s, s.target.name in mon.runtime_names, now) for s in mon.store]
         return JSONResponse({"updated_at": time.time(), "summary": _summary(views), "targets": views})
 
     async def add_target(request: Request) -> JSONResponse:
@@ -115,6 +117,8 @@ def api_routes(monitor: Callable[[], Monitor | None], csrf_token: Callable[[], s
         unknown = sorted(set(table) - _ADD_KEYS)
         if unknown:
             return _error(400, f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(_ADD_KEYS))}")
+        if "${" in str(table.get("url", "")):
+            return _error(400, "a target added here takes a literal URL: ${VAR} works in the config file only")
         try:
             target = mon.add(table)
         except ConfigError as exc:

@@ -22,6 +22,7 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from wsmon.errors import ConfigError
 from wsmon.secret_sources import read_secret_file
@@ -69,11 +70,41 @@ class WebConfig:
             return True
         for rule in self.probe_allow:
             if "://" in rule:
-                if not is_configured_name and fnmatch.fnmatchcase(target, rule):
+                if not is_configured_name and _url_matches(target, rule):
                     return True
             elif is_configured_name and (rule == target or rule == "*"):
                 return True
         return False
+
+
+def _split(url: str) -> tuple[str, str, str, str] | None:
+    """(scheme, host, port, path) of a URL or URL pattern; None when it has userinfo or none."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc or not netloc:
+        return None  # userinfo can make a URL look like it goes somewhere it does not
+    host, sep, port = netloc.rpartition(":") if not netloc.endswith("]") else (netloc, "", "")
+    if not sep or "]" in port:
+        host, port = netloc, ""
+    default = {"ws": "80", "wss": "443"}.get(parts.scheme.lower(), "")
+    return parts.scheme.lower(), host.lower(), port or default, parts.path or "/"
+
+
+def _url_matches(target: str, rule: str) -> bool:
+    """Scheme, host, port and path matched one by one, so that ``*`` in a host pattern can
+    never match across ``/``, ``@`` or ``:`` (``wss://*.example.com/*`` must not let
+    ``wss://evil.test/.example.com/`` through)."""
+    got, want = _split(target), _split(rule)
+    if got is None or want is None:
+        return False
+    scheme, host, port, path = got
+    if any(ch in host for ch in "/?#") or scheme != want[0]:
+        return False
+    return (
+        fnmatch.fnmatchcase(host, want[1])
+        and (want[2] == "*" or fnmatch.fnmatchcase(port, want[2]))
+        and fnmatch.fnmatchcase(path, want[3])
+    )
 
 
 def _role(table: Mapping[str, Any], where: str) -> Role:
