@@ -114,33 +114,44 @@ def _role(table: Mapping[str, Any], where: str) -> Role:
     return "admin" if role == "admin" else "viewer"
 
 
+def _accounts(
+    table: Mapping[str, Any], key: str, where: str, keys: set[str]
+) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(name, where, table) of each ``[web.<key>.<name>]`` table, its keys checked."""
+    accounts = []
+    kind = key.rstrip("s")  # "users" → "user", "tokens" → "token"
+    for name, raw in typed(table, key, Mapping, where).items() if key in table else ():
+        account_where = f"{where} {kind} {name!r}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{account_where} must be a table with {' and '.join(sorted(keys))}")
+        check_keys(raw, keys, account_where)
+        accounts.append((name, account_where, raw))
+    return accounts
+
+
+def _user(name: str, where: str, raw: Mapping[str, Any]) -> User:
+    if "password_hash" not in raw:
+        raise ConfigError(f"{where}: password_hash is missing; make one with `wsmon hash-password`")
+    hashed = typed(raw, "password_hash", str, where)
+    if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+        raise ConfigError(f"{where}: password_hash must be a bcrypt hash; make one with `wsmon hash-password`")
+    return User(name=name, password_hash=hashed.encode(), role=_role(raw, where))
+
+
+def _token(name: str, where: str, raw: Mapping[str, Any]) -> TokenUser:
+    if "token_file" not in raw:
+        raise ConfigError(f"{where}: token_file is missing")
+    token = read_secret_file(typed(raw, "token_file", str, where), where)
+    if len(token) < 16:
+        raise ConfigError(f"{where}: the token must be at least 16 characters long")
+    return TokenUser(name=name, token=token, role=_role(raw, where))
+
+
 def parse_web(table: Mapping[str, Any], where: str) -> WebConfig:
     where = f"{where}: [web]"
     check_keys(table, _KEYS, where)
-    users = []
-    for name, raw in typed(table, "users", Mapping, where).items() if "users" in table else ():
-        user_where = f"{where} user {name!r}"
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{user_where} must be a table with password_hash and role")
-        check_keys(raw, _USER_KEYS, user_where)
-        if "password_hash" not in raw:
-            raise ConfigError(f"{user_where}: password_hash is missing; make one with `wsmon hash-password`")
-        hashed = typed(raw, "password_hash", str, user_where)
-        if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-            raise ConfigError(f"{user_where}: password_hash must be a bcrypt hash; make one with `wsmon hash-password`")
-        users.append(User(name=name, password_hash=hashed.encode(), role=_role(raw, user_where)))
-    tokens = []
-    for name, raw in typed(table, "tokens", Mapping, where).items() if "tokens" in table else ():
-        token_where = f"{where} token {name!r}"
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{token_where} must be a table with token_file and role")
-        check_keys(raw, _TOKEN_KEYS, token_where)
-        if "token_file" not in raw:
-            raise ConfigError(f"{token_where}: token_file is missing")
-        token = read_secret_file(typed(raw, "token_file", str, token_where), token_where)
-        if len(token) < 16:
-            raise ConfigError(f"{token_where}: the token must be at least 16 characters long")
-        tokens.append(TokenUser(name=name, token=token, role=_role(raw, token_where)))
+    users = [_user(*account) for account in _accounts(table, "users", where, _USER_KEYS)]
+    tokens = [_token(*account) for account in _accounts(table, "tokens", where, _TOKEN_KEYS)]
     cert = typed(table, "tls_cert_file", str, where) if "tls_cert_file" in table else None
     key = typed(table, "tls_key_file", str, where) if "tls_key_file" in table else None
     if (cert is None) != (key is None):
