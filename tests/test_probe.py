@@ -417,3 +417,11 @@ async def test_invalid_target_errors_do_not_quote_the_url() -> None:
     assert result.reason is Reason.INVALID_TARGET
     assert result.error == "unsupported scheme https://: the target must be a ws:// or wss:// URL"
     assert CANARY not in json.dumps(result.error)
+
+
+async def test_the_module_subprotocols_are_offered(no_ping_server: Server) -> None:
+    module = Module(name="gql", ping=False, subprotocols=("graphql-ws", "graphql-transport-ws"))
+    result = await run(no_ping_server.url("/"), module)
+    assert result.success, result.error
+    offered = no_ping_server.requests[0].headers["sec-websocket-protocol"]
+    assert offered == "graphql-ws, graphql-transport-ws"

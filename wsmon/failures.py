@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import ssl
 
-import structlog
-
 from wsmon.connection import ConnectionClosed
 from wsmon.frames import ProtocolError
 from wsmon.handshake import HandshakeError
@@ -57,5 +55,7 @@ def failure_of(exc: Exception, phase: Phase, target: str) -> tuple[Reason, str]:
         reason, message = Reason.INVALID_TARGET, "the target's host name is not a valid DNS name"
     else:  # a bug in wsmon: report it, never let it take the monitor down
         reason, message = Reason.INTERNAL, f"internal error during {phase}: {describe(exc)}"
+        import structlog  # here, not at the top: probes import this module, and never log otherwise
+
         structlog.get_logger("wsmon").error("internal error", target=target, error=secrets.scrub(repr(exc)))
     return reason, secrets.scrub(message)
