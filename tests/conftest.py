@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvloop
@@ -18,58 +21,25 @@ def tls_certificates(tmp_path_factory: pytest.TempPathFactory) -> TLSCertificate
     return servers.make_certificates(Path(tmp_path_factory.mktemp("tls")))
 
 
-@pytest.fixture
-async def echo_server() -> AsyncIterator[Server]:
-    async with servers.echo_server() as server:
-        yield server
+def _fresh(name: str, make: Callable[[], contextlib.AbstractAsyncContextManager[Server]]) -> Any:
+    """A fixture called ``name``: a server from ``make`` for one test."""
+
+    async def fixture() -> AsyncIterator[Server]:
+        async with make() as server:
+            yield server
+
+    return pytest.fixture(fixture, name=name)
 
 
-@pytest.fixture
-async def jsonrpc_server() -> AsyncIterator[Server]:
-    async with servers.echo_server(jsonrpc=True) as server:
-        yield server
-
-
-@pytest.fixture
-async def silent_server() -> AsyncIterator[Server]:
-    async with servers.silent_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def dribble_server() -> AsyncIterator[Server]:
-    async with servers.dribble_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def no_ping_server() -> AsyncIterator[Server]:
-    async with servers.no_ping_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def never_close_server() -> AsyncIterator[Server]:
-    async with servers.never_close_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def abrupt_close_server() -> AsyncIterator[Server]:
-    async with servers.abrupt_close_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def bad_accept_server() -> AsyncIterator[Server]:
-    async with servers.bad_accept_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def snapshot_server() -> AsyncIterator[Server]:
-    async with servers.snapshot_server() as server:
-        yield server
+echo_server = _fresh("echo_server", servers.echo_server)
+jsonrpc_server = _fresh("jsonrpc_server", functools.partial(servers.echo_server, jsonrpc=True))
+silent_server = _fresh("silent_server", servers.silent_server)
+dribble_server = _fresh("dribble_server", servers.dribble_server)
+no_ping_server = _fresh("no_ping_server", servers.no_ping_server)
+never_close_server = _fresh("never_close_server", servers.never_close_server)
+abrupt_close_server = _fresh("abrupt_close_server", servers.abrupt_close_server)
+bad_accept_server = _fresh("bad_accept_server", servers.bad_accept_server)
+snapshot_server = _fresh("snapshot_server", servers.snapshot_server)
 
 
 @pytest.fixture

@@ -7,6 +7,10 @@ until it answers (``/health`` or ``/-/ready``), yields a ``Running`` and always 
 (SIGTERM, then SIGKILL after a timeout). The programs log to a file, never to a pipe nobody
 reads: a full pipe would stall them.
 
+``WsmonProcess`` is ``wsmon_serve``'s twin for plain ``def`` tests (Playwright's sync API,
+module-scoped fixtures): the same command line, log file and timeouts, restartable on its port.
+``web_user`` writes a login into a config for either.
+
 Reading back: ``vm_export`` (VictoriaMetrics' ``/internal/force_flush`` then ``/api/v1/export``:
 ``/api/v1/query`` hides samples newer than 30 s), ``prom_query`` (Prometheus' ``/api/v1/query``)
 and ``scrape`` (a text exposition, e.g. wsmon's ``/metrics`` or the Pushgateway's).
@@ -20,7 +24,9 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +37,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import HOST, MS, refused_port
+from wsmon.auth import hash_password
 
 __all__ = [
     "Running",
     "Sample",
     "Series",
+    "WsmonProcess",
     "free_port",
     "needs",
     "prom_query",
@@ -47,6 +55,7 @@ __all__ = [
     "victoria_metrics",
     "vm_export",
     "vmagent",
+    "web_user",
     "wsmon_serve",
 ]
 
@@ -73,12 +82,9 @@ def free_port() -> int:
     return refused_port()
 
 
-@dataclass
-class Running:
-    """A started server: its process, port and log file."""
+class _Listening:
+    """Where a server listens and logs."""
 
-    name: str
-    process: asyncio.subprocess.Process
     port: int
     log_path: Path
 
@@ -92,6 +98,21 @@ class Running:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def _not_ready(self, name: str, path: str, returncode: int | None) -> AssertionError:
+        return AssertionError(
+            f"{name} did not answer {path} on port {self.port} (exit code {returncode}):\n{self.log()[-3000:]}"
+        )
+
+
+@dataclass
+class Running(_Listening):
+    """A started server: its process, port and log file."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    port: int
+    log_path: Path
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
         """Signal the process, wait for it (SIGKILL after ``timeout``); its exit code."""
@@ -157,10 +178,7 @@ async def _wait_ready(running: Running, path: str) -> None:
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.02)
-    raise AssertionError(
-        f"{running.name} did not answer {path} on port {running.port} "
-        f"(exit code {running.process.returncode}):\n{running.log()[-3000:]}"
-    )
+    raise running._not_ready(running.name, path, running.process.returncode)
 
 
 def _workdir(tmp_path: Path, name: str) -> Path:
@@ -236,16 +254,93 @@ def prometheus(tmp_path: Path, scrape_configs: list[dict[str, Any]]) -> contextl
     return _running("prometheus", argv, port, "/-/ready", directory / "log", cwd=directory)
 
 
+def _wsmon_argv(port: int, config: Path | None, args: Iterable[str]) -> list[str]:
+    argv = [sys.executable, "-m", "wsmon", "serve", "--web.listen-address", f"{HOST}:{port}", *args]
+    if config is not None:
+        argv += ["--config", str(config)]
+    return argv
+
+
 def wsmon_serve(
     tmp_path: Path, config: Path | None, *args: str, env: Mapping[str, str] | None = None, port: int | None = None
 ) -> contextlib.AbstractAsyncContextManager[Running]:
     """``wsmon serve`` (this checkout's) on ``port`` or a free one; extra flags in ``args``."""
     port = port or free_port()
-    directory = _workdir(tmp_path, f"wsmon-{port}")
-    argv = [sys.executable, "-m", "wsmon", "serve", "--web.listen-address", f"{HOST}:{port}", *args]
-    if config is not None:
-        argv += ["--config", str(config)]
-    return _running("wsmon", argv, port, "/-/ready", directory / "log", env=env)
+    log_path = _workdir(tmp_path, f"wsmon-{port}") / "log"
+    return _running("wsmon", _wsmon_argv(port, config, args), port, "/-/ready", log_path, env=env)
+
+
+class WsmonProcess(_Listening):
+    """``wsmon serve`` as ``wsmon_serve`` starts it, for tests without an event loop.
+
+    ``start()`` waits until ``/-/ready`` answers; ``stop()`` sends SIGTERM (SIGKILL after a
+    timeout) and returns the exit code; ``start()`` again runs a new process on the same port,
+    appending to the same log. As a context manager: started on entry, stopped on exit.
+    """
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        config: Path | None,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.log_path = _workdir(tmp_path, f"wsmon-{self.port}") / "log"
+        self.argv = _wsmon_argv(self.port, config, args)
+        self.env = dict(env or {})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped yet (it may have exited on its own)."""
+        return self.process is not None
+
+    def start(self) -> None:
+        assert self.process is None, "wsmon is running already"
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(trust_env=False, timeout=1.0) as client:
+            while time.monotonic() < deadline and self.process.poll() is None:
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get(self.base + "/-/ready").status_code == 200:
+                        return
+                time.sleep(0.02)
+        returncode = self.process.poll()
+        self.stop()
+        raise self._not_ready("wsmon", "/-/ready", returncode)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
+        """Signal the process, wait for it (SIGKILL after ``timeout``); its exit code."""
+        process, self.process = self.process, None
+        assert process is not None, "wsmon is not running"
+        process.send_signal(sig)  # nothing once it has exited
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+    def __enter__(self) -> WsmonProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.running:
+            self.stop()
+
+
+def web_user(name: str, password: str, role: str) -> str:
+    """A ``[web.users.<name>]`` table: a login for wsmon's dashboard and API."""
+    return f'[web.users.{name}]\npassword_hash = "{hash_password(password)}"\nrole = "{role}"\n'
 
 
 # --- reading back ----------------------------------------------------------------------------

@@ -6,11 +6,7 @@ Most tests speak to a real ``wsmon serve`` (its log is read too); the config var
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +17,7 @@ import httpx
 import pytest
 
 from tests import servers
-from wsmon.auth import hash_password
+from tests.realservers import WsmonProcess, web_user
 from wsmon.config import Config, parse_config
 from wsmon.web import ExporterState, create_app
 from wsmon.web_config import WebConfig
@@ -86,13 +82,9 @@ def wsmon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wsmon]:
     config = directory / "targets.toml"
     config.write_text(
         targets
+        + web_user(*ADMIN, "admin")
+        + web_user(*VIEWER, "viewer")
         + f"""
-[web.users.{ADMIN[0]}]
-password_hash = "{hash_password(ADMIN[1])}"
-role = "admin"
-[web.users.{VIEWER[0]}]
-password_hash = "{hash_password(VIEWER[1])}"
-role = "viewer"
 [web.tokens.ci]
 token_file = "{directory / "admin.token"}"
 role = "admin"
@@ -101,45 +93,9 @@ token_file = "{directory / "viewer.token"}"
 role = "viewer"
 """
     )
-    port = servers.refused_port()
-    log = directory / "wsmon.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wsmon",
-                "serve",
-                "--config",
-                str(config),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ),
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-        session = httpx.get(f"{base}/api/session", auth=ADMIN, timeout=10).json()
-        yield Wsmon(base=base, host=f"127.0.0.1:{port}", log=log, csrf_token=session["csrf_token"])
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with WsmonProcess(directory, config) as process:
+        session = httpx.get(f"{process.base}/api/session", auth=ADMIN, timeout=10).json()
+        yield Wsmon(base=process.base, host=process.address, log=process.log_path, csrf_token=session["csrf_token"])
 
 
 def status_of(client: httpx.Client, name: str) -> str:
@@ -345,10 +301,6 @@ def config_with(web: str, targets: str = "") -> Config:
     return parse_config(tomllib.loads(targets + web), "test.toml")
 
 
-def users(role: str = "admin") -> str:
-    return f'[web.users.{ADMIN[0]}]\npassword_hash = "{hash_password(ADMIN[1])}"\nrole = "{role}"\n'
-
-
 async def test_without_users_the_dashboard_is_off_and_says_how_to_turn_it_on() -> None:
     async with app_client(Config()) as client:
         for method, path in ADMIN_ROUTES:
@@ -364,7 +316,7 @@ async def test_without_users_the_dashboard_is_off_and_says_how_to_turn_it_on() -
 
 
 async def test_protect_all_puts_metrics_and_probe_behind_the_login() -> None:
-    config = config_with("[web]\nprotect_all = true\n" + users("viewer"))
+    config = config_with("[web]\nprotect_all = true\n" + web_user(*ADMIN, "viewer"))
     target = f"ws://127.0.0.1:{servers.refused_port()}/"
     async with app_client(config) as client:
         for path in ("/metrics", f"/probe?target={target}", "/"):
@@ -377,7 +329,7 @@ async def test_protect_all_puts_metrics_and_probe_behind_the_login() -> None:
 
 
 async def test_protect_all_off_leaves_metrics_and_probe_open() -> None:
-    async with app_client(config_with(users())) as client:
+    async with app_client(config_with(web_user(*ADMIN, "admin"))) as client:
         assert (await client.get("/metrics")).status_code == 200
         assert (await client.get("/dashboard")).status_code == 401
 
@@ -411,6 +363,6 @@ def test_probe_allow_patterns_cannot_be_tricked_into_another_host() -> None:
 
 
 async def test_targets_are_unavailable_not_empty_while_wsmon_starts() -> None:
-    async with app_client(config_with(users())) as client:
+    async with app_client(config_with(web_user(*ADMIN, "admin"))) as client:
         response = await client.get("/api/targets", auth=ADMIN)
     assert response.status_code == 503

@@ -16,19 +16,15 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests import servers
-from wsmon.auth import hash_password
+from tests.realservers import WsmonProcess, web_user
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -116,58 +112,6 @@ class ThreadedServer:
         return self._thread is not None
 
 
-# --- wsmon serve as a process we can restart ------------------------------------------------------
-
-
-class Wsmon:
-    def __init__(self, config: Path, port: int, log: Path, env: dict[str, str]) -> None:
-        self.config, self.port, self.log, self.env = config, port, log, env
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "wsmon",
-                    "serve",
-                    "--config",
-                    str(self.config),
-                    "--web.listen-address",
-                    f"127.0.0.1:{self.port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
-            )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"wsmon serve exited: {self.log.read_text()}"
-            try:
-                if httpx.get(f"{self.base}/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"wsmon serve did not start: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            assert self.process.wait(10) == 0, self.log.read_text()
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-
-
 # --- fixtures -----------------------------------------------------------------------------------
 
 
@@ -196,7 +140,7 @@ def feed_server() -> Iterator[ThreadedServer]:
 
 
 @pytest.fixture(scope="module")
-def wsmon(tmp_path_factory: pytest.TempPathFactory, feed_server: ThreadedServer) -> Iterator[Wsmon]:
+def wsmon(tmp_path_factory: pytest.TempPathFactory, feed_server: ThreadedServer) -> Iterator[WsmonProcess]:
     directory = tmp_path_factory.mktemp("dashboard")
     port = servers.refused_port()
     config = directory / "targets.toml"
@@ -224,23 +168,17 @@ name = "backup-node"
 url = "ws://127.0.0.1:{servers.refused_port()}/${{{CANARY_VAR}}}"
 mode = "persistent"
 
-[web.users.{ADMIN[0]}]
-password_hash = "{hash_password(ADMIN[1])}"
-role = "admin"
-
-[web.users.{VIEWER[0]}]
-password_hash = "{hash_password(VIEWER[1])}"
-role = "viewer"
-"""
+{web_user(*ADMIN, "admin")}
+{web_user(*VIEWER, "viewer")}"""
     )
-    process = Wsmon(config, port, directory / "wsmon.log", {CANARY_VAR: CANARY})
-    process.start()
+    wsmon = WsmonProcess(directory, config, env={CANARY_VAR: CANARY}, port=port)
+    wsmon.start()
     try:
-        yield process
+        yield wsmon
     finally:
-        if process.process is not None:
-            process.stop()
-        assert CANARY not in process.log.read_text(), "the canary token leaked into wsmon's log"
+        if wsmon.running:
+            assert wsmon.stop() == 0, wsmon.log()
+        assert CANARY not in wsmon.log(), "the canary token leaked into wsmon's log"
 
 
 def _page(browser: Browser, credentials: tuple[str, str]) -> Page:
@@ -274,7 +212,7 @@ def dot_colour(page: Page, name: str) -> str:
 
 
 def test_dashboard_live_updates_actions_restart_and_no_secret(
-    browser: Browser, wsmon: Wsmon, feed_server: ThreadedServer
+    browser: Browser, wsmon: WsmonProcess, feed_server: ThreadedServer
 ) -> None:
     page = _page(browser, ADMIN)
     responses: list[Response] = []
@@ -343,7 +281,7 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     expect(row(page, "feed").locator(".badge.runtime")).to_be_hidden()
 
     # wsmon restarts: the page says so, keeps polling, and comes back with the added target.
-    wsmon.stop()
+    assert wsmon.stop() == 0, wsmon.log()
     expect(page.locator("#banner")).to_contain_text("wsmon unreachable, retrying")
     page.screenshot(path=ARTIFACTS / "dashboard-unreachable.png", full_page=True)
     wsmon.start()
@@ -405,7 +343,7 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     page.context.close()
 
 
-def test_viewer_sees_everything_and_can_change_nothing(browser: Browser, wsmon: Wsmon) -> None:
+def test_viewer_sees_everything_and_can_change_nothing(browser: Browser, wsmon: WsmonProcess) -> None:
     page = _page(browser, VIEWER)
     page.goto(f"{wsmon.base}/dashboard")
     expect(page.locator("#who")).to_have_text(f"{VIEWER[0]} (viewer)")
@@ -420,7 +358,7 @@ def test_viewer_sees_everything_and_can_change_nothing(browser: Browser, wsmon: 
     page.context.close()
 
 
-def test_page_escapes_what_it_shows(browser: Browser, wsmon: Wsmon) -> None:
+def test_page_escapes_what_it_shows(browser: Browser, wsmon: WsmonProcess) -> None:
     """Whatever the API says is text, never markup (a hostile label or error message)."""
     page = _page(browser, ADMIN)
     hostile = '<img src=x onerror="window.__pwned=1">'

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tomllib
@@ -34,6 +33,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from tests import servers
+from tests.realservers import wsmon_serve
 from wsmon.collector import TARGET_FAMILIES
 from wsmon.shard import parse_shard
 
@@ -414,34 +414,20 @@ interval = "1s"
 timeout = "500ms"
 """
         )
-        port = servers.refused_port()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wsmon",
-            "serve",
-            "--config",
-            str(config),
-            "--web.listen-address",
-            f"{servers.HOST}:{port}",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
         served: set[str] = set()
-        try:
-            async with httpx.AsyncClient(base_url=f"http://{servers.HOST}:{port}") as client:
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + 30
-                while loop.time() < deadline and not wanted <= served:
-                    await asyncio.sleep(0.5)
-                    with contextlib.suppress(httpx.TransportError):
-                        response = await client.get("/metrics")
-                        if response.status_code == 200:
-                            served = served_names(response.text)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            output, _ = await asyncio.wait_for(process.communicate(), 15)
-    assert served, f"wsmon serve never answered /metrics: {output.decode()}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        async with (
+            wsmon_serve(tmp_path, config) as wsmon,
+            httpx.AsyncClient(base_url=wsmon.base) as client,
+        ):
+            while loop.time() < deadline and not wanted <= served:
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(httpx.TransportError):
+                    response = await client.get("/metrics")
+                    if response.status_code == 200:
+                        served = served_names(response.text)
+    assert served, f"wsmon serve never answered /metrics: {wsmon.log()}"
     missing = {name: sorted(used[name]) for name in sorted(wanted - served)}
     assert not missing, f"used but not served by wsmon: {missing}"
 

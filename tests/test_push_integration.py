@@ -60,6 +60,13 @@ mode = "persistent"
     return path
 
 
+def push_table(url: str, *lines: str, name: str = "vm") -> str:
+    """A ``[[push]]`` table pushing every second (timeout 500 ms), and its other ``lines``."""
+    return "\n".join(
+        ("[[push]]", f'name = "{name}"', f'url = "{url}"', 'interval = "1s"', 'timeout = "500ms"', *lines, "")
+    )
+
+
 def find(series: list[Series], name: str, **labels: str) -> Series | None:
     """The series with exactly this name and these labels."""
     for item in series:
@@ -86,15 +93,11 @@ async def test_push_to_victoria_metrics(tmp_path: Path, echo_server: Server) -> 
         config = write_config(
             tmp_path / "targets.toml",
             echo_server,
-            f"""
-[[push]]
-name = "vm"
-url = "{vm.base}"
-interval = "1s"
-timeout = "500ms"
-extra_labels = {{ env = "test" }}
-basic_auth = {{ username = "wsmon", password = "${{PUSH_PASSWORD}}" }}
-""",
+            push_table(
+                vm.base,
+                'extra_labels = { env = "test" }',
+                'basic_auth = { username = "wsmon", password = "${PUSH_PASSWORD}" }',
+            ),
         )
         pushed = {"job": "wsmon", "env": "test"}
         started = time.time()
@@ -159,17 +162,14 @@ async def test_push_to_pushgateway_and_delete_on_shutdown(tmp_path: Path, echo_s
         config = write_config(
             tmp_path / "targets.toml",
             echo_server,
-            f"""
-[[push]]
-kind = "pushgateway"
-name = "gateway"
-url = "{gateway.base}"
-interval = "1s"
-timeout = "500ms"
-instance = "wsmon-test"
-extra_labels = {{ env = "test" }}
-delete_on_shutdown = true
-""",
+            push_table(
+                gateway.base,
+                'kind = "pushgateway"',
+                'instance = "wsmon-test"',
+                'extra_labels = { env = "test" }',
+                "delete_on_shutdown = true",
+                name="gateway",
+            ),
         )
         group = {"job": "wsmon", "instance": "wsmon-test", "env": "test"}
         async with wsmon_serve(tmp_path, config) as wsmon:
@@ -214,13 +214,7 @@ async def test_push_target_down_then_up_loses_no_probe(tmp_path: Path, echo_serv
         config = write_config(
             tmp_path / "targets.toml",
             echo_server,
-            f"""
-[[push]]
-name = "vm"
-url = "http://{HOST}:{vm_port}"
-interval = "1s"
-timeout = "500ms"
-""",
+            push_table(f"http://{HOST}:{vm_port}"),
         )
         async with wsmon_serve(tmp_path, config) as wsmon:
 
@@ -287,8 +281,7 @@ async def test_push_flags_with_a_short_interval(tmp_path: Path, echo_server: Ser
 @needs("victoria-metrics")
 async def test_push_logs_are_json_with_log_format_json(tmp_path: Path, echo_server: Server) -> None:
     async with victoria_metrics(tmp_path) as vm, httpx.AsyncClient(trust_env=False, timeout=5) as client:
-        push = f'[[push]]\nname = "vm"\nurl = "{vm.base}"\ninterval = "1s"\ntimeout = "500ms"\n'
-        config = write_config(tmp_path / "targets.toml", echo_server, push)
+        config = write_config(tmp_path / "targets.toml", echo_server, push_table(vm.base))
         async with wsmon_serve(tmp_path, config, "--log.format", "json") as wsmon:
 
             async def pushed() -> float | None:

@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from tests import servers
+from tests.realservers import wsmon_serve
 from tests.test_continuous import CloseRecorder, eventually
-
-
-def free_port() -> int:
-    return servers.refused_port()
-
-
-async def start_serve(config: Path, port: int, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wsmon",
-        "serve",
-        "--config",
-        str(config),
-        "--web.listen-address",
-        f"127.0.0.1:{port}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-    )
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/-/ready")).status_code == 200:
-                    return process
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"wsmon serve did not start: {(await process.communicate())[0].decode()}")
 
 
 async def test_sigterm_closes_every_connection_with_1001_and_exits_0(tmp_path: Path) -> None:
@@ -59,13 +29,12 @@ async def test_sigterm_closes_every_connection_with_1001_and_exits_0(tmp_path: P
                 for i, s in enumerate((a, b, c))
             )
         )
-        process = await start_serve(config, free_port())
-        await eventually(lambda: all(r.connections == 1 for r in recorders), 5)
-        began = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(process.communicate(), 10)
-        elapsed = time.monotonic() - began
-    assert process.returncode == 0, output.decode()
+        async with wsmon_serve(tmp_path, config) as wsmon:
+            await eventually(lambda: all(r.connections == 1 for r in recorders), 5)
+            began = time.monotonic()
+            returncode = await wsmon.stop()  # SIGTERM
+            elapsed = time.monotonic() - began
+    assert returncode == 0, wsmon.log()
     assert elapsed < 5
     assert [r.close_codes for r in recorders] == [[1001]] * 3
 
@@ -85,39 +54,35 @@ async def test_systemd_notifications_and_sighup_reload(tmp_path: Path) -> None:
 
         await asyncio.wait_for(receive(), timeout)
 
-    async with servers.echo_server() as echo:
-        config = tmp_path / "targets.toml"
-        config.write_text(f'[[targets]]\nname = "a"\nurl = "{echo.url("/")}"\nmode = "persistent"\n')
-        port = free_port()
-        process = await start_serve(config, port, {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "200000"})
-        try:
-            await wait_for("READY=1")
-            seen.clear()
-            await wait_for("WATCHDOG=1", 2)
-            config.write_text(config.read_text() + f'[[targets]]\nname = "b"\nurl = "{echo.url("/")}"\n')
-            process.send_signal(signal.SIGHUP)
-            await wait_for("RELOADING=1")
-            seen.clear()
-            await wait_for("READY=1")
-            async with httpx.AsyncClient() as client:
-                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-                assert 'wsmon_targets{mode="probe"} 1.0' in metrics
-                assert "wsmon_config_last_reload_successful 1.0" in metrics
-                config.write_text("not toml [")
-                response = await client.post(f"http://127.0.0.1:{port}/-/reload")
-                assert response.status_code == 500
-                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-                assert "wsmon_config_last_reload_successful 0.0" in metrics
-                assert 'wsmon_targets{mode="persistent"} 1.0' in metrics
-            process.send_signal(signal.SIGTERM)
-            await wait_for("STOPPING=1")
-            await asyncio.wait_for(process.wait(), 10)
-            assert process.returncode == 0
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            notify.close()
+    env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "200000"}
+    with notify:
+        async with servers.echo_server() as echo:
+            config = tmp_path / "targets.toml"
+            config.write_text(f'[[targets]]\nname = "a"\nurl = "{echo.url("/")}"\nmode = "persistent"\n')
+            async with wsmon_serve(tmp_path, config, env=env) as wsmon:
+                process = wsmon.process
+                await wait_for("READY=1")
+                seen.clear()
+                await wait_for("WATCHDOG=1", 2)
+                config.write_text(config.read_text() + f'[[targets]]\nname = "b"\nurl = "{echo.url("/")}"\n')
+                process.send_signal(signal.SIGHUP)
+                await wait_for("RELOADING=1")
+                seen.clear()
+                await wait_for("READY=1")
+                async with httpx.AsyncClient() as client:
+                    metrics = (await client.get(f"{wsmon.base}/metrics")).text
+                    assert 'wsmon_targets{mode="probe"} 1.0' in metrics
+                    assert "wsmon_config_last_reload_successful 1.0" in metrics
+                    config.write_text("not toml [")
+                    response = await client.post(f"{wsmon.base}/-/reload")
+                    assert response.status_code == 500
+                    metrics = (await client.get(f"{wsmon.base}/metrics")).text
+                    assert "wsmon_config_last_reload_successful 0.0" in metrics
+                    assert 'wsmon_targets{mode="persistent"} 1.0' in metrics
+                process.send_signal(signal.SIGTERM)
+                await wait_for("STOPPING=1")
+                await asyncio.wait_for(process.wait(), 10)
+                assert process.returncode == 0
 
 
 async def test_probe_by_configured_name_keeps_the_token_inside(tmp_path: Path) -> None:
@@ -128,22 +93,19 @@ async def test_probe_by_configured_name_keeps_the_token_inside(tmp_path: Path) -
             f'[[targets]]\nname = "node1"\nurl = "{echo.url("/")}${{NODE_TOKEN}}"\nmodule = "connect"\n'
             f'[[targets]]\nname = "vmprobe-only"\nurl = "{echo.url("/")}"\nmode = "scrape"\n'
         )
-        port = free_port()
-        process = await start_serve(config, port, {"NODE_TOKEN": token})
-        try:
-            async with httpx.AsyncClient() as client:
-                by_name = await client.get(f"http://127.0.0.1:{port}/probe", params={"target": "node1"})
-                unknown = await client.get(f"http://127.0.0.1:{port}/probe", params={"target": "node2"})
-                scrape_only = await client.get(f"http://127.0.0.1:{port}/probe", params={"target": "vmprobe-only"})
-                metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
-        finally:
-            process.send_signal(signal.SIGTERM)
-            output, _ = await process.communicate()
+        async with (
+            wsmon_serve(tmp_path, config, env={"NODE_TOKEN": token}) as wsmon,
+            httpx.AsyncClient(base_url=wsmon.base) as client,
+        ):
+            by_name = await client.get("/probe", params={"target": "node1"})
+            unknown = await client.get("/probe", params={"target": "node2"})
+            scrape_only = await client.get("/probe", params={"target": "vmprobe-only"})
+            metrics = await client.get("/metrics")
     assert "probe_success 1.0" in by_name.text
     assert "probe_websocket_ping_pong_success 1.0" in scrape_only.text  # probed when asked…
     assert 'target="vmprobe-only"' not in metrics.text  # …and never by wsmon's own scheduler
     assert "probe_websocket_ping_pong_success" not in by_name.text  # the target's module: connect
     assert unknown.status_code == 400
     assert unknown.text == "unknown target name 'node2': use a name from the config or a ws:// URL\n"
-    for text in (by_name.text, metrics.text, output.decode()):
+    for text in (by_name.text, metrics.text, wsmon.log()):
         assert token not in text
