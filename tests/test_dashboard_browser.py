@@ -267,7 +267,8 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     page.get_by_label("URL", exact=True).fill("http://127.0.0.1/nope")
     page.get_by_role("button", name="Add target", exact=True).click()
     expect(page.locator("#add-error")).to_contain_text("unsupported scheme http://")
-    page.get_by_label("URL", exact=True).fill(f"ws://127.0.0.1:{feed_server.port}/added/${{{CANARY_VAR}}}")
+    # A literal token (the dashboard takes no ${VAR}): it must not come back in any answer either.
+    page.get_by_label("URL", exact=True).fill(f"ws://127.0.0.1:{feed_server.port}/added/{CANARY}")
     page.get_by_label("Mode", exact=True).select_option("persistent")
     page.get_by_label("Module", exact=True).fill("ping")
     page.get_by_role("button", name="Add target", exact=True).click()
