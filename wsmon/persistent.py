@@ -98,6 +98,7 @@ class PingWheel:
 class _Connection(ClientConnection):
     """Hands what arrives to its PersistentTarget."""
 
+    __slots__ = ("owner",)
     owner: PersistentTarget
 
     def pong_received(self, payload: bytes, now: float) -> None:
@@ -115,6 +116,29 @@ class _Connection(ClientConnection):
 
 class PersistentTarget:
     """One target's connection, its pings and its reconnects."""
+
+    __slots__ = (
+        "_attempts",
+        "_backoff",
+        "_backoff_max",
+        "_closed",
+        "_given_up",
+        "_loop",
+        "_opening",
+        "_ping_payload",
+        "_ping_sent_at",
+        "_reconnect_requested",
+        "_seq",
+        "_stopping",
+        "_timer",
+        "_url",
+        "close_code",
+        "conn",
+        "slot",
+        "state",
+        "target",
+        "wheel",
+    )
 
     def __init__(
         self, target: Target, state: TargetState, wheel: PingWheel, backoff: float, backoff_max: float

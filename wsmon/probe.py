@@ -38,6 +38,8 @@ _FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
 class _ProbeConnection(ClientConnection):
     """Turns what the connection hears into the one future the probe is awaiting."""
 
+    __slots__ = ("_loop", "_pong_payload", "_waiter", "_waiting_for")
+
     def __init__(
         self, request: bytes, key: str, loop: asyncio.AbstractEventLoop, subprotocols: tuple[str, ...], max_size: int
     ) -> None:
