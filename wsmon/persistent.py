@@ -35,7 +35,10 @@ __all__ = ["PersistentTarget", "PingWheel"]
 
 log = structlog.get_logger("wsmon.persistent")
 
-TICK = 0.01  # seconds between the wheel's wake-ups
+# Seconds between the wheel's wake-ups. A tick's batch of pings takes ~1 ms to write at 10,000
+# targets, and a pong arriving meanwhile is timestamped after it: 5 ms ticks halve that batch
+# (measured: +0.14 ms median RTT error instead of +0.35) at no measurable CPU cost.
+TICK = 0.005
 
 
 class PingWheel:
@@ -68,7 +71,7 @@ class PingWheel:
         self._slots[self._next_slot].add(member)
         self._next_slot = (self._next_slot + 1) % len(self._slots)
         if self._handle is None:
-            self._due = self._loop.time() + TICK
+            self._due = round(self._loop.time() + TICK, 3)
             self._handle = self._loop.call_at(self._due, self._tick)
 
     def remove(self, member: PersistentTarget) -> None:
@@ -91,7 +94,9 @@ class PingWheel:
             for member in list(slots[self._cursor]):
                 member.tick()
             self._cursor = (self._cursor + 1) % len(slots)
-            self._due += TICK
+            # On the millisecond grid: uvloop rounds timers to whole ms, and a due time off the
+            # grid fires early and re-arms at once (measured: 19,000 wake-ups a second, not 200).
+            self._due = round(self._due + TICK, 3)
         self._handle = self._loop.call_at(self._due, self._tick)
 
 
@@ -125,6 +130,7 @@ class PersistentTarget:
         "_given_up",
         "_loop",
         "_opening",
+        "_openings",
         "_ping_payload",
         "_ping_sent_at",
         "_reconnect_requested",
@@ -141,9 +147,16 @@ class PersistentTarget:
     )
 
     def __init__(
-        self, target: Target, state: TargetState, wheel: PingWheel, backoff: float, backoff_max: float
+        self,
+        target: Target,
+        state: TargetState,
+        wheel: PingWheel,
+        backoff: float,
+        backoff_max: float,
+        openings: asyncio.Semaphore,
     ) -> None:
         self.target, self.state, self.wheel = target, state, wheel
+        self._openings = openings
         self._url = parse_target(target.url)
         self._backoff, self._backoff_max = backoff, backoff_max
         self._loop = asyncio.get_running_loop()
@@ -182,7 +195,7 @@ class PersistentTarget:
         self._log_transition(old)
         opening = Opening(self._url, self.target.module)
         try:
-            async with asyncio.timeout(self.target.timeout):
+            async with self._openings, asyncio.timeout(self.target.timeout):
                 conn = await opening.open(self._factory)
         except Exception as exc:
             reason, message = failure_of(exc, opening.phase, self.target.name)
