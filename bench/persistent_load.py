@@ -59,6 +59,7 @@ from typing import Any
 from probe_cpu import BIN, RESULTS, ROOT, ensure_goref, free_port
 
 from wsmon.persistent import TICK
+from wsmon.window import quantile  # the wire's quantiles by the definition wsmon reports
 
 BENCH = Path(__file__).resolve().parent
 MULTIECHO_SRC = BENCH / "multiecho.go"
@@ -106,16 +107,6 @@ def memory_kb(pid: int, key: str = "VmRSS") -> int:
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     raise RuntimeError(f"no {key} for pid {pid}")
-
-
-def quantile(ordered: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks: wsmon.window.quantile's definition."""
-    if not ordered:
-        return math.nan
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def summary_ms(values: Sequence[float]) -> dict[str, float]:
