@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -31,8 +30,6 @@ if TYPE_CHECKING:  # imported for its type only: it brings structlog, a tenth of
     from wsmon.probe_log import ProbeLog
 
 __all__ = ["probe"]
-
-_FAMILIES = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
 
 
 class _ProbeConnection(ClientConnection):
