@@ -19,7 +19,7 @@ from wsmon.modules import BUILTIN_MODULES, Module, parse_module
 from wsmon.push_config import PushTarget, parse_push
 from wsmon.secret_sources import expand_env, read_secret_file
 from wsmon.target_url import parse_target
-from wsmon.validate import check_keys, duration, typed
+from wsmon.validate import LABEL_NAME, check_keys, duration, typed
 from wsmon.web_config import WebConfig, parse_web
 
 __all__ = ["Config", "Settings", "Subscription", "Target", "load_config", "parse_config", "parse_target_table"]
@@ -42,7 +42,6 @@ _SETTINGS_KEYS = {
 _TARGET_KEYS = {"name", "url", "url_file", "mode", "module", "interval", "timeout", "labels", "subscribe"}
 _SUBSCRIBE_KEYS = {"send", "extract", "name"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
-_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # Labels wsmon's own series use; a target label of the same name would clash with them.
 RESERVED_LABELS = frozenset(
     {
@@ -155,7 +154,7 @@ def _parse_subscription(raw: Any, where: str) -> Subscription:
         except ValueError as exc:
             raise ConfigError(f"{where}: subscribe: {exc}") from None
     name = typed(table, "name", str, f"{where}: subscribe") if "name" in table else "value"
-    if not _LABEL.fullmatch(name):
+    if not LABEL_NAME.fullmatch(name):
         raise ConfigError(f"{where}: subscribe: name {name!r} must be a label-safe identifier")
     return Subscription(send=typed(table, "send", str, f"{where}: subscribe"), extract=extract, name=name)
 
@@ -164,7 +163,7 @@ def _parse_labels(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
     table = _table(raw, f"{where}: labels")
     labels = []
     for key, value in table.items():
-        if not _LABEL.fullmatch(key) or key.startswith("__"):
+        if not LABEL_NAME.fullmatch(key) or key.startswith("__"):
             raise ConfigError(f"{where}: label name {key!r} is not valid; use letters, digits and _")
         if key in RESERVED_LABELS:
             raise ConfigError(f"{where}: label {key!r} is used by wsmon itself; choose another name")

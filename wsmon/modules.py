@@ -18,7 +18,7 @@ from wsmon.errors import ConfigError
 from wsmon.jsonpath import JsonPath
 from wsmon.redact import secrets
 from wsmon.secret_sources import expand_env
-from wsmon.validate import check_keys, duration, typed
+from wsmon.validate import LABEL_NAME, check_keys, duration, typed
 
 __all__ = ["BUILTIN_MODULES", "Module", "Step", "TLSOptions", "parse_module"]
 
@@ -138,7 +138,7 @@ def _parse_step(table: Any, where: str) -> Step:
     )
     if step.send is None and not step.waits:
         raise ConfigError(f"{where}: a step needs send, expect, expect_json or extract")
-    if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", step.value_name):
+    if not LABEL_NAME.fullmatch(step.value_name):
         raise ConfigError(f"{where}: name {step.value_name!r} must be a label-safe identifier")
     return step
 

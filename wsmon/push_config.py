@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from wsmon.errors import ConfigError
 from wsmon.modules import TLSOptions
 from wsmon.redact import secrets
 from wsmon.secret_sources import expand_env
-from wsmon.validate import check_keys, duration, typed
+from wsmon.validate import LABEL_NAME, check_keys, duration, typed
 
 __all__ = ["PushTarget", "parse_push"]
 
@@ -36,7 +35,6 @@ _KEYS = {
     "delete_on_shutdown",
 }
 _TLS_KEYS = {"ca_file", "cert_file", "key_file", "insecure_skip_verify"}
-_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +89,7 @@ def parse_push(table: Mapping[str, Any], index: int, where: str, env: Mapping[st
     if "extra_labels" in table:
         labels = typed(table, "extra_labels", Mapping, where)
         for key, value in labels.items():
-            if not _LABEL.fullmatch(key) or not isinstance(value, str):
+            if not LABEL_NAME.fullmatch(key) or not isinstance(value, str):
                 raise ConfigError(f"{where}: extra_labels: {key!r} must be a label name with a string value")
         values["extra_labels"] = tuple(sorted(labels.items()))
     values["authorization"] = _authorization(table, where, env)

@@ -6,13 +6,17 @@ wrong key must not end up in an error message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from wsmon.durations import parse_duration
 from wsmon.errors import ConfigError
 
-__all__ = ["check_keys", "duration", "typed"]
+__all__ = ["LABEL_NAME", "check_keys", "duration", "typed"]
+
+# A Prometheus label name (also what extracted values are named by).
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
