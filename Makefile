@@ -24,6 +24,7 @@ lint: setup
 	$(BIN)/ruff check wsmon tests bench
 	$(BIN)/ruff format --check wsmon tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: setup system-deps lint
 	$(BIN)/pytest -q

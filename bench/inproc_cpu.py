@@ -23,8 +23,8 @@ import sys
 
 import uvloop
 
-from wsmon.modules import BUILTIN_MODULES
-from wsmon.probe import probe
+from wsmon.probe.module import BUILTIN_MODULES
+from wsmon.probe.prober import probe
 
 WARMUP = 500
 

@@ -58,8 +58,8 @@ from typing import Any
 
 from probe_cpu import BIN, RESULTS, ROOT, ensure_goref, free_port
 
-from wsmon.persistent import TICK
-from wsmon.window import quantile  # the wire's quantiles by the definition wsmon reports
+from wsmon.continuous.wheel import TICK
+from wsmon.continuous.window import quantile  # the wire's quantiles by the definition wsmon reports
 
 BENCH = Path(__file__).resolve().parent
 MULTIECHO_SRC = BENCH / "multiecho.go"

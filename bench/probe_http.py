@@ -36,8 +36,8 @@ from urllib.parse import quote
 import uvloop
 from probe_cpu import RESULTS, ROOT, ensure_goref, free_port, goecho, wsmon_origin
 
-from wsmon.modules import BUILTIN_MODULES
-from wsmon.probe import probe
+from wsmon.probe.module import BUILTIN_MODULES
+from wsmon.probe.prober import probe
 
 TIMEOUT = 10.0  # seconds, per probe (the exporter's default --timeout)
 

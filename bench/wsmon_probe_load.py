@@ -24,8 +24,8 @@ from time import perf_counter
 
 import uvloop
 
-from wsmon.modules import BUILTIN_MODULES
-from wsmon.probe import probe
+from wsmon.probe.module import BUILTIN_MODULES
+from wsmon.probe.prober import probe
 
 
 async def run(url: str, n: int, concurrency: int, timeout: float) -> int:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 import httpx
 import uvicorn
 
-from wsmon.config import Config
-from wsmon.web import ECHO_PATH, ExporterState, create_app
+from wsmon.config.file import Config
+from wsmon.web.app import ECHO_PATH, ExporterState, create_app
 
 
 @dataclass

@@ -37,7 +37,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import HOST, MS, refused_port
-from wsmon.auth import hash_password
+from wsmon.web.auth import hash_password
 
 __all__ = [
     "Running",

@@ -18,9 +18,9 @@ import pytest
 
 from tests import servers
 from tests.realservers import WsmonProcess, web_user
-from wsmon.config import Config, parse_config
-from wsmon.web import ExporterState, create_app
-from wsmon.web_config import WebConfig
+from wsmon.config.file import Config, parse_config
+from wsmon.config.web import WebConfig
+from wsmon.web.app import ExporterState, create_app
 
 ADMIN = ("alice", "correct horse battery")
 VIEWER = ("victor", "viewer password 9")

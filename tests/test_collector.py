@@ -19,17 +19,17 @@ import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-import wsmon.collector
-import wsmon.store
-from wsmon.collector import TARGET_FAMILIES, WINDOW_QUANTILES, render_store, write_target
-from wsmon.config import Subscription, Target
-from wsmon.histogram import LATENCY_BUCKETS
-from wsmon.jsonpath import JsonPath
-from wsmon.modules import BUILTIN_MODULES
-from wsmon.reasons import Reason
-from wsmon.result import PingStats, ProbeResult, StepResult
-from wsmon.sinks import MetricSink
-from wsmon.store import ConnectionState, Store, TargetState
+import wsmon.continuous.series
+import wsmon.continuous.store
+from wsmon.config.file import Subscription, Target
+from wsmon.continuous.series import TARGET_FAMILIES, WINDOW_QUANTILES, render_store, write_target
+from wsmon.continuous.store import ConnectionState, Store, TargetState
+from wsmon.metrics.histogram import LATENCY_BUCKETS
+from wsmon.metrics.sinks import MetricSink
+from wsmon.probe.jsonpath import JsonPath
+from wsmon.probe.module import BUILTIN_MODULES
+from wsmon.probe.reasons import Reason
+from wsmon.probe.result import PingStats, ProbeResult, StepResult
 
 PROBE_URL = "wss://probe-host.example.com/wsmon-collector-token-1a2b3c?apikey=wsmon-collector-key-9z8y"
 STREAM_URL = "wss://stream-host.example.com:8546/wsmon-collector-token-4d5e6f"
@@ -133,8 +133,8 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(wsmon.store, "time", SimpleNamespace(time=clock))
-    monkeypatch.setattr(wsmon.collector, "perf_counter", mono)
+    monkeypatch.setattr(wsmon.continuous.store, "time", SimpleNamespace(time=clock))
+    monkeypatch.setattr(wsmon.continuous.series, "perf_counter", mono)
     return clock
 
 

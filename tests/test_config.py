@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from wsmon.config import Config, Settings, Subscription, Target, load_config
+from wsmon.config.file import Config, Settings, Subscription, Target, load_config
 from wsmon.errors import ConfigError
-from wsmon.jsonpath import JsonPath
-from wsmon.modules import BUILTIN_MODULES, Module
+from wsmon.probe.jsonpath import JsonPath
+from wsmon.probe.module import BUILTIN_MODULES, Module
 
 TESTDATA = Path(__file__).parent / "testdata"
 

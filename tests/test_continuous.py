@@ -16,13 +16,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import servers
 from tests.servers import MS, Peer, Server
-from wsmon.collector import TARGET_FAMILIES, write_target
-from wsmon.config import load_config, parse_config
-from wsmon.exporter_metrics import ExporterMetrics
-from wsmon.monitor import Monitor
-from wsmon.reasons import Reason
-from wsmon.sinks import TextSink
-from wsmon.store import ConnectionState
+from wsmon.config.file import load_config, parse_config
+from wsmon.continuous.monitor import Monitor
+from wsmon.continuous.series import TARGET_FAMILIES, write_target
+from wsmon.continuous.store import ConnectionState
+from wsmon.metrics.exporter import ExporterMetrics
+from wsmon.metrics.sinks import TextSink
+from wsmon.probe.reasons import Reason
 
 
 @dataclass

@@ -9,8 +9,8 @@ import weakref
 import pytest
 
 from tests.servers import MS
-from wsmon import deadline as deadline_module
-from wsmon.deadline import Deadline
+from wsmon.probe.deadline import Deadline
+from wsmon.probe import deadline as deadline_module
 
 SLACK = 100 * MS
 

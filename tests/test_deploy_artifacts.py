@@ -34,8 +34,8 @@ from websockets.exceptions import ConnectionClosed
 
 from tests import servers
 from tests.realservers import wsmon_serve
-from wsmon.collector import TARGET_FAMILIES
-from wsmon.shard import parse_shard
+from wsmon.continuous.series import TARGET_FAMILIES
+from wsmon.continuous.shard import parse_shard
 
 try:
     import yaml

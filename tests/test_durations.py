@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsmon.durations import parse_duration
+from wsmon.config.durations import parse_duration
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.servers import server_frame
-from wsmon.frames import (
+from wsmon.errors import ProtocolError
+from wsmon.ws.frames import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
@@ -19,7 +20,6 @@ from wsmon.frames import (
     OP_TEXT,
     TOO_LARGE,
     FrameParser,
-    ProtocolError,
     close_payload,
     encode_frame,
     parse_close,

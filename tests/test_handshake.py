@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from wsmon.handshake import HandshakeError, Response, accept_key, build_request, new_key, parse_response
+from wsmon.errors import HandshakeError
+from wsmon.ws.handshake import Response, accept_key, build_request, new_key, parse_response
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsmon.histogram import LATENCY_BUCKETS, LatencyHistogram
+from wsmon.metrics.histogram import LATENCY_BUCKETS, LatencyHistogram
 
 LES = [repr(b) for b in LATENCY_BUCKETS] + ["+Inf"]
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsmon.jsonpath import MISSING, JsonPath, to_number
+from wsmon.probe.jsonpath import MISSING, JsonPath, to_number
 
 
 @pytest.mark.parametrize(

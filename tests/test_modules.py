@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from wsmon import __version__
+from wsmon.config.modules import parse_module
 from wsmon.errors import ConfigError
-from wsmon.modules import BUILTIN_MODULES, DEFAULT_MAX_MESSAGE_SIZE, Module, Step, TLSOptions, parse_module
+from wsmon.probe.module import BUILTIN_MODULES, DEFAULT_MAX_MESSAGE_SIZE, Module, Step
 from wsmon.redact import MASK, secrets
+from wsmon.ws.tls import TLSOptions
 
 W = "t.toml: module 'm'"  # where every message below starts
 

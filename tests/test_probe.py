@@ -13,12 +13,13 @@ import pytest
 
 from tests import servers
 from tests.servers import MS, SNAPSHOT_SIZE, Server, TLSCertificates
-from wsmon.jsonpath import JsonPath
-from wsmon.modules import BUILTIN_MODULES, Module, Step, TLSOptions
-from wsmon.probe import probe
-from wsmon.probe_log import ProbeLog
-from wsmon.reasons import Phase, Reason
-from wsmon.result import ProbeResult
+from wsmon.probe.jsonpath import JsonPath
+from wsmon.probe.log import ProbeLog
+from wsmon.probe.module import BUILTIN_MODULES, Module, Step
+from wsmon.probe.prober import probe
+from wsmon.probe.reasons import Phase, Reason
+from wsmon.probe.result import ProbeResult
+from wsmon.ws.tls import TLSOptions
 
 PING = BUILTIN_MODULES["ping"]
 CONNECT = BUILTIN_MODULES["connect"]

@@ -8,7 +8,7 @@ import ssl
 
 import pytest
 
-from wsmon.reasons import Phase, Reason, classify
+from wsmon.probe.reasons import Phase, Reason, classify
 
 
 def test_the_spec_reasons_exist() -> None:

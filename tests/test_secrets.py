@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.exporter import RunningExporter, running_exporter
-from wsmon.config import parse_config
+from wsmon.config.file import parse_config
 from wsmon.logs import configure_logging
 
 CANARY = "CANARY-s3cr3t-7f1e9a2b4c"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsmon.scheduler import start_offset
-from wsmon.shard import parse_shard, shard_of
+from wsmon.continuous.scheduler import start_offset
+from wsmon.continuous.shard import parse_shard, shard_of
 
 NAMES = [f"node-{i}" for i in range(3000)]
 

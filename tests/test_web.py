@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.exporter import RunningExporter, running_exporter
-from wsmon.config import parse_config
+from wsmon.config.file import parse_config
 
 SEED_SIX = [
     "probe_success",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from wsmon.auth import hash_password
+from wsmon.config.web import WebConfig, parse_web
 from wsmon.errors import ConfigError
-from wsmon.web_config import WebConfig, parse_web
+from wsmon.web.auth import hash_password
 
 RULES = WebConfig(probe_allow=("wss://*.example.com/*", "ws://127.0.0.1:*/ws/*", "node1"))
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from wsmon.window import RollingWindow, quantile
+from wsmon.continuous.window import RollingWindow, quantile
 
 
 def f32(x: float) -> float:

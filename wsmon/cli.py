@@ -12,22 +12,22 @@ from typing import Annotated, Any
 import typer
 
 from wsmon import __version__
-from wsmon.auth import hash_password
-from wsmon.check_output import probe_json, probe_line, probe_report, summary_json, summary_lines
-from wsmon.config import MODES, Config, Settings, load_config
-from wsmon.durations import parse_duration
+from wsmon.config.durations import parse_duration
+from wsmon.config.file import MODES, Config, Settings, load_config
+from wsmon.config.push import parse_push
+from wsmon.continuous.shard import parse_shard
 from wsmon.errors import ConfigError, TargetError
 from wsmon.logs import LogFormat, configure_logging
-from wsmon.modules import TLSOptions
-from wsmon.probe import probe
-from wsmon.probe_log import ProbeLog
-from wsmon.push_config import parse_push
+from wsmon.probe.log import ProbeLog
+from wsmon.probe.prober import probe
+from wsmon.probe.report import probe_json, probe_line, probe_report, summary_json, summary_lines
+from wsmon.probe.result import ProbeResult
 from wsmon.redact import secrets
-from wsmon.result import ProbeResult
 from wsmon.serve import parse_listen_address, run, serve
-from wsmon.shard import parse_shard
-from wsmon.target_url import parse_target
-from wsmon.web import ExporterState
+from wsmon.web.app import ExporterState
+from wsmon.web.auth import hash_password
+from wsmon.ws.tls import TLSOptions
+from wsmon.ws.url import parse_target
 
 __all__ = ["app", "main"]
 

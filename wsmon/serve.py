@@ -16,12 +16,12 @@ from typing import Any
 import structlog
 import uvicorn
 
-from wsmon.collector import render_store
-from wsmon.monitor import Monitor
-from wsmon.push import PushManager
-from wsmon.push_config import PushTarget
+from wsmon.config.push import PushTarget
+from wsmon.continuous.monitor import Monitor
+from wsmon.continuous.push import PushManager
+from wsmon.continuous.series import render_store
 from wsmon.systemd import Notifier
-from wsmon.web import ExporterState, create_app
+from wsmon.web.app import ExporterState, create_app
 
 __all__ = ["parse_listen_address", "run", "serve"]
 

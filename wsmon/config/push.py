@@ -1,0 +1,107 @@
+"""``[[push]]`` tables and ``--push.*`` flags: where continuous mode sends its series."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from wsmon.config.credentials import basic_authorization, secret
+from wsmon.config.secret_sources import expand_env
+from wsmon.config.validate import LABEL_NAME, check_keys, duration, typed
+from wsmon.errors import ConfigError
+from wsmon.redact import secrets
+from wsmon.ws.tls import TLSOptions
+
+__all__ = ["PushTarget", "parse_push"]
+
+Kind = Literal["victoriametrics", "pushgateway"]
+
+_KEYS = {
+    "kind",
+    "url",
+    "name",
+    "interval",
+    "timeout",
+    "job",
+    "instance",
+    "extra_labels",
+    "basic_auth",
+    "bearer_token",
+    "bearer_token_file",
+    "tls",
+    "delete_on_shutdown",
+}
+_TLS_KEYS = {"ca_file", "cert_file", "key_file", "insecure_skip_verify"}
+
+
+@dataclass(frozen=True, slots=True)
+class PushTarget:
+    name: str  # the `push` label of wsmon's push health series: never a URL with secrets
+    kind: Kind
+    url: str = field(repr=False)  # base URL; wsmon appends the API path
+    interval: float = 15.0
+    timeout: float = 5.0
+    job: str = "wsmon"
+    instance: str = field(default_factory=socket.gethostname)  # Pushgateway grouping key
+    extra_labels: tuple[tuple[str, str], ...] = ()
+    authorization: str | None = field(default=None, repr=False)  # "Basic …" or "Bearer …"
+    tls: TLSOptions = field(default_factory=TLSOptions)
+    delete_on_shutdown: bool = False  # Pushgateway: remove the group when wsmon stops cleanly
+
+
+def _authorization(table: Mapping[str, Any], where: str, env: Mapping[str, str] | None) -> str | None:
+    bearer = secret(table, "bearer_token", where, env)
+    if "basic_auth" not in table:
+        return None if bearer is None else f"Bearer {bearer}"
+    if bearer is not None:
+        raise ConfigError(f"{where}: set basic_auth or a bearer token, not both")
+    return basic_authorization(table, where, env)
+
+
+def parse_push(table: Mapping[str, Any], index: int, where: str, env: Mapping[str, str] | None = None) -> PushTarget:
+    where = f"{where}: push #{index}"
+    check_keys(table, _KEYS, where)
+    kind = typed(table, "kind", str, where) if "kind" in table else "victoriametrics"
+    if kind not in ("victoriametrics", "pushgateway"):
+        raise ConfigError(f"{where}: kind must be victoriametrics or pushgateway, not {kind!r}")
+    if "url" not in table:
+        raise ConfigError(f"{where}: url is missing: the base URL of vmagent, VictoriaMetrics or the Pushgateway")
+    url = expand_env(typed(table, "url", str, where), where, env).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: url must be an http:// or https:// base URL")
+    secrets.add_url(url)
+    values: dict[str, Any] = {"kind": kind, "url": url}
+    values["name"] = typed(table, "name", str, where) if "name" in table else f"{kind}:{parts.netloc.split('@')[-1]}"
+    for key in ("interval", "timeout"):
+        if key in table:
+            values[key] = duration(table, key, where)
+            if values[key] <= 0:
+                raise ConfigError(f"{where}: {key} must be greater than 0")
+    for key in ("job", "instance"):
+        if key in table:
+            values[key] = typed(table, key, str, where)
+            if not values[key]:
+                raise ConfigError(f"{where}: {key} must not be empty")
+    if "extra_labels" in table:
+        labels = typed(table, "extra_labels", Mapping, where)
+        for key, value in labels.items():
+            if not LABEL_NAME.fullmatch(key) or not isinstance(value, str):
+                raise ConfigError(f"{where}: extra_labels: {key!r} must be a label name with a string value")
+        values["extra_labels"] = tuple(sorted(labels.items()))
+    values["authorization"] = _authorization(table, where, env)
+    if "tls" in table:
+        tls = typed(table, "tls", Mapping, where)
+        check_keys(tls, _TLS_KEYS, f"{where}: tls")
+        values["tls"] = TLSOptions(**tls)
+    if "delete_on_shutdown" in table:
+        values["delete_on_shutdown"] = typed(table, "delete_on_shutdown", bool, where)
+    if "timeout" not in values:  # 5 s, but always shorter than the interval
+        values["timeout"] = min(5.0, values.get("interval", 15.0) / 2)
+    push = PushTarget(**values)
+    if push.timeout >= push.interval:
+        raise ConfigError(f"{where}: timeout must be shorter than interval")
+    return push

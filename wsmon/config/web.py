@@ -1,0 +1,175 @@
+"""``[web]``: who may use wsmon's HTTP endpoints, TLS, and where ``/probe`` may connect.
+
+```toml
+[web]
+tls_cert_file = "/etc/wsmon/tls.crt"       # serve HTTPS (both or neither)
+tls_key_file = "/etc/wsmon/tls.key"
+protect_all = false                        # true: /metrics and /probe need a login too
+probe_allow = ["node1", "wss://*.example.com/*"]  # names or URL patterns; unset: any target
+
+[web.users.alice]                          # dashboard users; none: the dashboard is off
+password_hash = "$2b$12$…"                 # `wsmon hash-password` makes one (bcrypt)
+role = "admin"                             # admin: act; viewer: look
+[web.tokens.ci]
+token_file = "/run/secrets/wsmon-token"    # Authorization: Bearer <the file's content>
+role = "viewer"
+```
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from wsmon.config.secret_sources import read_secret_file
+from wsmon.config.validate import check_keys, typed
+from wsmon.errors import ConfigError
+
+__all__ = ["Role", "TokenUser", "User", "WebConfig", "parse_web"]
+
+Role = Literal["admin", "viewer"]
+
+_KEYS = {"tls_cert_file", "tls_key_file", "protect_all", "probe_allow", "users", "tokens"}
+_USER_KEYS = {"password_hash", "role"}
+_TOKEN_KEYS = {"token_file", "role"}
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    password_hash: bytes = field(repr=False)
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUser:
+    name: str
+    token: str = field(repr=False)
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    users: tuple[User, ...] = ()
+    tokens: tuple[TokenUser, ...] = ()
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    protect_all: bool = False
+    probe_allow: tuple[str, ...] | None = None  # None: any target may be probed
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        return bool(self.users or self.tokens)
+
+    def probe_allowed(self, target: str, is_configured_name: bool) -> bool:
+        """Whether ``/probe`` may connect to ``target`` (a URL, or a configured name)."""
+        if self.probe_allow is None:
+            return True
+        for rule in self.probe_allow:
+            if "://" in rule:
+                if not is_configured_name and _url_matches(target, rule):
+                    return True
+            elif is_configured_name and (rule == target or rule == "*"):
+                return True
+        return False
+
+
+def _split(url: str) -> tuple[str, str, str, str] | None:
+    """(scheme, host, port, path) of a URL or URL pattern; None when it has userinfo or none."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc or not netloc:
+        return None  # userinfo can make a URL look like it goes somewhere it does not
+    host, sep, port = netloc.rpartition(":") if not netloc.endswith("]") else (netloc, "", "")
+    if not sep or "]" in port:
+        host, port = netloc, ""
+    default = {"ws": "80", "wss": "443"}.get(parts.scheme.lower(), "")
+    return parts.scheme.lower(), host.lower(), port or default, parts.path or "/"
+
+
+def _url_matches(target: str, rule: str) -> bool:
+    """Scheme, host, port and path matched one by one, so that ``*`` in a host pattern can
+    never match across ``/``, ``@`` or ``:`` (``wss://*.example.com/*`` must not let
+    ``wss://evil.test/.example.com/`` through)."""
+    got, want = _split(target), _split(rule)
+    if got is None or want is None:
+        return False
+    scheme, host, port, path = got
+    if any(ch in host for ch in "/?#") or scheme != want[0]:
+        return False
+    return (
+        fnmatch.fnmatchcase(host, want[1])
+        and (want[2] == "*" or fnmatch.fnmatchcase(port, want[2]))
+        and fnmatch.fnmatchcase(path, want[3])
+    )
+
+
+def _role(table: Mapping[str, Any], where: str) -> Role:
+    role = typed(table, "role", str, where) if "role" in table else "viewer"
+    if role not in ("admin", "viewer"):
+        raise ConfigError(f"{where}: role must be admin or viewer, not {role!r}")
+    return "admin" if role == "admin" else "viewer"
+
+
+def _accounts(
+    table: Mapping[str, Any], key: str, where: str, keys: set[str]
+) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(name, where, table) of each ``[web.<key>.<name>]`` table, its keys checked."""
+    accounts = []
+    kind = key.rstrip("s")  # "users" → "user", "tokens" → "token"
+    for name, raw in typed(table, key, Mapping, where).items() if key in table else ():
+        account_where = f"{where} {kind} {name!r}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{account_where} must be a table with {' and '.join(sorted(keys))}")
+        check_keys(raw, keys, account_where)
+        accounts.append((name, account_where, raw))
+    return accounts
+
+
+def _user(name: str, where: str, raw: Mapping[str, Any]) -> User:
+    if "password_hash" not in raw:
+        raise ConfigError(f"{where}: password_hash is missing; make one with `wsmon hash-password`")
+    hashed = typed(raw, "password_hash", str, where)
+    if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+        raise ConfigError(f"{where}: password_hash must be a bcrypt hash; make one with `wsmon hash-password`")
+    return User(name=name, password_hash=hashed.encode(), role=_role(raw, where))
+
+
+def _token(name: str, where: str, raw: Mapping[str, Any]) -> TokenUser:
+    if "token_file" not in raw:
+        raise ConfigError(f"{where}: token_file is missing")
+    token = read_secret_file(typed(raw, "token_file", str, where), where)
+    if len(token) < 16:
+        raise ConfigError(f"{where}: the token must be at least 16 characters long")
+    return TokenUser(name=name, token=token, role=_role(raw, where))
+
+
+def parse_web(table: Mapping[str, Any], where: str) -> WebConfig:
+    where = f"{where}: [web]"
+    check_keys(table, _KEYS, where)
+    users = [_user(*account) for account in _accounts(table, "users", where, _USER_KEYS)]
+    tokens = [_token(*account) for account in _accounts(table, "tokens", where, _TOKEN_KEYS)]
+    cert = typed(table, "tls_cert_file", str, where) if "tls_cert_file" in table else None
+    key = typed(table, "tls_key_file", str, where) if "tls_key_file" in table else None
+    if (cert is None) != (key is None):
+        raise ConfigError(f"{where}: set both tls_cert_file and tls_key_file to serve HTTPS")
+    protect_all = typed(table, "protect_all", bool, where) if "protect_all" in table else False
+    if protect_all and not (users or tokens):
+        raise ConfigError(f"{where}: protect_all needs at least one user or token")
+    allow = None
+    if "probe_allow" in table:
+        rules = typed(table, "probe_allow", list, where)
+        if not all(isinstance(rule, str) and rule for rule in rules):
+            raise ConfigError(f"{where}: probe_allow must list target names or URL patterns")
+        allow = tuple(rules)
+    return WebConfig(
+        users=tuple(users),
+        tokens=tuple(tokens),
+        tls_cert_file=cert,
+        tls_key_file=key,
+        protect_all=protect_all,
+        probe_allow=allow,
+    )

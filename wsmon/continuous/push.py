@@ -1,0 +1,171 @@
+"""Pushing every target's series to VictoriaMetrics/vmagent or a Pushgateway, on a timer.
+
+Each destination has its own task, client and timeout: a dead or slow one holds up neither
+probing, nor ``/metrics``, nor the other destinations. Nothing queues: a push sends the
+current cumulative state, so after an outage the next success carries every probe counted
+in between (no probe is lost), and memory stays flat however long the outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import random
+import time
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from urllib.parse import quote
+
+import httpx
+import structlog
+
+from wsmon import __version__
+from wsmon.config.push import PushTarget
+from wsmon.metrics.exporter import ExporterMetrics
+from wsmon.redact import redact_url, secrets
+from wsmon.ws.tls import client_context
+
+__all__ = ["PushManager", "Pusher", "grouping_path"]
+
+log = structlog.get_logger("wsmon.push")
+
+_RETRY_FIRST = 1.0  # seconds before the first retry after a failure; doubles up to the interval
+
+
+def _segment(name: str, value: str) -> str:
+    """One grouping-key pair of a Pushgateway URL, base64url where a plain one cannot carry it."""
+    if value and "/" not in value:
+        return f"/{name}/{quote(value, safe='')}"
+    return f"/{name}@base64/{base64.urlsafe_b64encode(value.encode()).decode() or '='}"
+
+
+def grouping_path(job: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """``/metrics/job/<job>{/<label>/<value>}``, as the Pushgateway's API wants it."""
+    return "/metrics" + _segment("job", job) + "".join(_segment(k, v) for k, v in labels)
+
+
+class Pusher:
+    def __init__(
+        self,
+        target: PushTarget,
+        render: Callable[[], Awaitable[bytes]],
+        metrics: ExporterMetrics,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.target = target
+        self._render = render
+        self._metrics = metrics
+        tls = target.tls
+        self._client = client or httpx.AsyncClient(
+            timeout=target.timeout,
+            verify=client_context(tls) if target.url.startswith("https") else True,
+            trust_env=False,  # no surprise proxies from *_proxy variables
+        )
+        headers = {"User-Agent": f"wsmon/{__version__}"}
+        if target.authorization:
+            headers["Authorization"] = target.authorization
+        self._headers = headers
+        self._task: asyncio.Task[None] | None = None
+        self._shown = redact_url(target.url)
+
+    def _group(self) -> str:
+        return grouping_path(self.target.job, (("instance", self.target.instance), *self.target.extra_labels))
+
+    async def push(self) -> bool:
+        """Send the current state once; True if the destination took it."""
+        target, started = self.target, perf_counter()
+        body = await self._render()
+        try:
+            if target.kind == "victoriametrics":
+                compressed = await asyncio.to_thread(gzip.compress, body, 1)  # zlib lets go of the GIL
+                extra = [f"job={target.job}", *(f"{k}={v}" for k, v in target.extra_labels)]
+                response = await self._client.post(
+                    f"{target.url}/api/v1/import/prometheus",
+                    params={"extra_label": extra},
+                    content=compressed,
+                    headers={**self._headers, "Content-Encoding": "gzip", "Content-Type": "text/plain"},
+                )
+                ok = response.status_code == 204
+            else:
+                response = await self._client.put(
+                    f"{target.url}{self._group()}",
+                    content=body,
+                    headers={**self._headers, "Content-Type": "text/plain; version=0.0.4"},
+                )
+                ok = 200 <= response.status_code < 300
+            problem = "" if ok else f"HTTP {response.status_code}: {response.text[:200].strip()}"
+        except httpx.HTTPError as exc:
+            ok, problem = False, f"{type(exc).__name__}: {exc}"
+        elapsed = perf_counter() - started
+        metrics = self._metrics
+        metrics.push_total.labels(target.name, "success" if ok else "failure").inc()
+        metrics.push_duration.labels(target.name).set(elapsed)
+        metrics.push_bytes.labels(target.name).set(len(body))
+        if ok:
+            metrics.push_last_success.labels(target.name).set(time.time())
+        else:
+            log.warning("push failed", push=target.name, url=self._shown, error=secrets.scrub(problem))
+        return ok
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.target.interval
+        due = loop.time() + interval
+        failures = 0
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if await self.push():
+                failures = 0
+                due = max(due + interval, loop.time())
+            else:
+                # Retry sooner than the interval, backing off; each try sends fresh state.
+                failures += 1
+                delay = min(interval, _RETRY_FIRST * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+                due = loop.time() + delay
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self, *, final: bool) -> None:
+        """Stop pushing; with ``final``, push once more (or delete the Pushgateway group)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            if final and self.target.kind == "pushgateway" and self.target.delete_on_shutdown:
+                response = await self._client.delete(f"{self.target.url}{self._group()}", headers=self._headers)
+                if response.status_code >= 300:
+                    log.warning("deleting the push group failed", push=self.target.name, status=response.status_code)
+            elif final:
+                await self.push()
+        except httpx.HTTPError as exc:
+            log.warning("final push failed", push=self.target.name, error=secrets.scrub(str(exc)))
+        finally:
+            await self._client.aclose()
+
+
+class PushManager:
+    """The running Pushers, matched to the configured destinations on start and reload."""
+
+    def __init__(self, render: Callable[[], Awaitable[bytes]], metrics: ExporterMetrics) -> None:
+        self._render, self._metrics = render, metrics
+        self._pushers: dict[str, Pusher] = {}
+        self._stopping: set[asyncio.Task[None]] = set()  # destinations removed by a reload
+
+    def apply(self, targets: tuple[PushTarget, ...]) -> None:
+        wanted = {t.name: t for t in targets}
+        for name, pusher in list(self._pushers.items()):
+            if wanted.get(name) != pusher.target:
+                stopping = asyncio.get_running_loop().create_task(self._pushers.pop(name).stop(final=False))
+                self._stopping.add(stopping)
+                stopping.add_done_callback(self._stopping.discard)
+        for name, target in wanted.items():
+            if name not in self._pushers:
+                pusher = Pusher(target, self._render, self._metrics)
+                self._pushers[name] = pusher
+                pusher.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*self._stopping, *(p.stop(final=True) for p in self._pushers.values()))
+        self._pushers.clear()
