@@ -9,8 +9,8 @@ import weakref
 import pytest
 
 from tests.servers import MS
-from wsmon.probe.deadline import Deadline
 from wsmon.probe import deadline as deadline_module
+from wsmon.probe.deadline import Deadline
 
 SLACK = 100 * MS
 
