@@ -11,6 +11,7 @@ import httpx
 import uvicorn
 
 from wsmon.config.file import Config
+from wsmon.config.live import LiveConfig
 from wsmon.web.app import ECHO_PATH, ExporterState, create_app
 
 
@@ -45,7 +46,7 @@ async def running_exporter(
     config = config or Config()
     if timeout is not None:
         config = replace(config, settings=replace(config.settings, timeout=timeout))
-    state = ExporterState(config=config, **settings)  # type: ignore[arg-type]
+    state = ExporterState(live=LiveConfig(config), **settings)  # type: ignore[arg-type]
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(state),

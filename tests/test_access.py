@@ -19,6 +19,7 @@ import pytest
 from tests import servers
 from tests.realservers import WsmonProcess, web_user
 from wsmon.config.file import Config, parse_config
+from wsmon.config.live import LiveConfig
 from wsmon.config.web import WebConfig
 from wsmon.web.app import ExporterState, create_app
 
@@ -291,7 +292,7 @@ def test_a_removed_config_target_can_be_added_back(wsmon: Wsmon) -> None:
 
 
 def app_client(config: Config) -> httpx.AsyncClient:
-    app = create_app(ExporterState(config=config))
+    app = create_app(ExporterState(live=LiveConfig(config)))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://wsmon.test")
 
 

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import wsmon.continuous.series
 import wsmon.continuous.store
-from wsmon.config.file import Subscription, Target
+from wsmon.config.file import Mode, Subscription, Target
 from wsmon.continuous.series import TARGET_FAMILIES, WINDOW_QUANTILES, render_store, write_target
 from wsmon.continuous.store import ConnectionState, Store, TargetState
 from wsmon.metrics.histogram import LATENCY_BUCKETS
@@ -45,7 +45,7 @@ STREAM = Target(
     name="stream-b",
     url=STREAM_URL,
     module=BUILTIN_MODULES["ping"],
-    mode="persistent",
+    mode=Mode.PERSISTENT,
     labels=(("chain", "eth"),),
     subscribe=Subscription(send='{"method":"eth_subscribe"}', extract=JsonPath.parse("params.result"), name="block"),
 )
@@ -619,7 +619,7 @@ def test_probe_step_values_are_exported(clock: Clock) -> None:
 
 
 def test_ping_less_persistent_target_healthy_after_reconnect_has_no_failure_info(clock: Clock) -> None:
-    target = Target(name="connect-c", url=CONNECT_URL, module=BUILTIN_MODULES["connect"], mode="persistent")
+    target = Target(name="connect-c", url=CONNECT_URL, module=BUILTIN_MODULES["connect"], mode=Mode.PERSISTENT)
     store = Store()
     state = store.add(target, window=300.0, sample_interval=1.0)
     state.record_connected(0.01)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wsmon.config.file import Config, Settings, Subscription, Target, load_config
+from wsmon.config.file import Config, Mode, Settings, Subscription, Target, load_config
 from wsmon.errors import ConfigError
 from wsmon.probe.jsonpath import JsonPath
 from wsmon.probe.module import BUILTIN_MODULES, Module
@@ -236,7 +236,7 @@ def test_full_config_targets(full: Config) -> None:
             name="stream",
             url="wss://stream.example.com/",
             module=m["connect"],
-            mode="persistent",
+            mode=Mode.PERSISTENT,
             interval=20.0,
             timeout=8.0,
             labels=(("chain", "eth"),),
@@ -251,7 +251,7 @@ def test_full_config_targets(full: Config) -> None:
             name="stream-plain",
             url="ws://127.0.0.1:9/",
             module=m["ping"],
-            mode="persistent",
+            mode=Mode.PERSISTENT,
             interval=20.0,
             timeout=60.0,
             subscribe=Subscription(send="hello", extract=None, name="value"),

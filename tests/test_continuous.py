@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests import servers
 from tests.servers import MS, Peer, Server
 from wsmon.config.file import load_config, parse_config
+from wsmon.config.live import LiveConfig
 from wsmon.continuous.monitor import Monitor
 from wsmon.continuous.series import TARGET_FAMILIES, write_target
 from wsmon.continuous.store import ConnectionState
@@ -79,7 +80,14 @@ class CloseRecorder:
 async def monitoring(data: dict[str, Any], path: Path | None = None) -> AsyncIterator[tuple[Monitor, Readings]]:
     metrics = ExporterMetrics()
     config = load_config(path) if path is not None else parse_config(data, "test.toml")
-    monitor = Monitor(config, metrics, config_path=None if path is None else str(path))
+    live = LiveConfig(
+        config,
+        path=None if path is None else str(path),
+        reload_ok=metrics.reload_ok,
+        reload_time=metrics.reload_time,
+    )
+    monitor = Monitor(live, metrics)
+    monitor.start()
     try:
         yield monitor, Readings(monitor, metrics)
     finally:
@@ -166,7 +174,7 @@ async def test_reload_adds_and_removes_without_touching_the_rest(tmp_path: Path)
             await eventually(lambda: keep.connections == 1 and drop.connections == 1, 3)
             await eventually(lambda: keep_state.pings_ok >= 2, 3)
             write_config(path, [("keep", keep_server, "persistent"), ("new", new_server, "persistent")])
-            assert monitor.reload() is True
+            assert monitor.live.reload() is True
             await eventually(lambda: new.connections == 1, 3)
             await eventually(lambda: drop.close_codes == [1000], 3)  # removed: a normal closure
             assert monitor.store.get("keep") is keep_state  # same history…
@@ -175,7 +183,7 @@ async def test_reload_adds_and_removes_without_touching_the_rest(tmp_path: Path)
             assert value(metrics, "wsmon_config_last_reload_successful") == 1
 
             path.write_text("[[targets]]\nname = 'broken'\n")  # no url
-            assert monitor.reload() is False
+            assert monitor.live.reload() is False
             assert value(metrics, "wsmon_config_last_reload_successful") == 0
             assert {s.target.name for s in monitor.store} == {"keep", "new"}
             pings = keep_state.pings_ok

@@ -13,7 +13,7 @@ import typer
 
 from wsmon import __version__
 from wsmon.config.durations import parse_duration
-from wsmon.config.file import MODES, Config, Settings, load_config
+from wsmon.config.file import Config, Mode, Settings, load_config
 from wsmon.config.push import parse_push
 from wsmon.continuous.shard import parse_shard
 from wsmon.errors import ConfigError, TargetError
@@ -24,7 +24,6 @@ from wsmon.probe.report import probe_json, probe_line, probe_report, summary_jso
 from wsmon.probe.result import ProbeResult
 from wsmon.redact import secrets
 from wsmon.serve import parse_listen_address, run, serve
-from wsmon.web.app import ExporterState
 from wsmon.web.auth import hash_password
 from wsmon.ws.tls import TLSOptions
 from wsmon.ws.url import parse_target
@@ -155,20 +154,17 @@ def serve_command(
         )
     except (ValueError, ConfigError) as exc:
         raise _fail_usage(str(exc)) from None
-    state = ExporterState(
-        config=loaded,
-        timeout_offset=_duration(timeout_offset),
-        debug=debug,
-        telemetry_path=telemetry_path,
-        probe_path=probe_path,
-    )
     run(
         lambda: serve(
-            state,
+            loaded,
             host,
             port,
             config_path=config,
             overrides=overrides,
+            timeout_offset=_duration(timeout_offset),
+            debug=debug,
+            telemetry_path=telemetry_path,
+            probe_path=probe_path,
             shard=shard_index,
             extra_pushes=flag_pushes,
             state_path=Path(state_file) if state_file else (Path(f"{config}.state.json") if config else None),
@@ -290,11 +286,8 @@ def config_check_command(path: Annotated[str, typer.Argument(help="Config file t
         loaded = load_config(path)
     except ConfigError as exc:
         raise _fail_usage(str(exc)) from None
-    modes = {mode: sum(t.mode == mode for t in loaded.targets) for mode in MODES}
-    typer.echo(
-        f"{path}: valid ({len(loaded.modules)} modules, {len(loaded.targets)} targets: "
-        f"{modes['probe']} probe, {modes['persistent']} persistent, {modes['scrape']} scrape)"
-    )
+    counts = ", ".join(f"{sum(t.mode is mode for t in loaded.targets)} {mode}" for mode in Mode)
+    typer.echo(f"{path}: valid ({len(loaded.modules)} modules, {len(loaded.targets)} targets: {counts})")
 
 
 def main() -> None:

@@ -16,10 +16,13 @@ from typing import Any
 import structlog
 import uvicorn
 
+from wsmon.config.file import Config
+from wsmon.config.live import LiveConfig
 from wsmon.config.push import PushTarget
 from wsmon.continuous.monitor import Monitor
 from wsmon.continuous.push import PushManager
 from wsmon.continuous.series import render_store
+from wsmon.metrics.exporter import ExporterMetrics
 from wsmon.systemd import Notifier
 from wsmon.web.app import ExporterState, create_app
 
@@ -45,18 +48,47 @@ class _Server(uvicorn.Server):
 
 
 async def serve(
-    state: ExporterState,
+    config: Config,
     host: str,
     port: int,
     *,
     config_path: str | None = None,
     overrides: dict[str, Any] | None = None,
+    timeout_offset: float = 0.5,
+    debug: bool = False,
+    telemetry_path: str = "/metrics",
+    probe_path: str = "/probe",
     shard: tuple[int, int] = (0, 1),
     extra_pushes: tuple[PushTarget, ...] = (),
     state_path: Path | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     notifier = Notifier()
+    metrics = ExporterMetrics()
+    live = LiveConfig(
+        config, path=config_path, overrides=overrides, reload_ok=metrics.reload_ok, reload_time=metrics.reload_time
+    )
+    monitor = Monitor(live, metrics, shard=shard, state_path=state_path)
+    pushes = PushManager(lambda: render_store(monitor.store), metrics)
+    live.on_change(lambda config: pushes.apply((*config.pushes, *extra_pushes)))
+
+    def reload() -> bool:
+        notifier.notify("RELOADING=1")
+        ok = live.reload()
+        notifier.notify("READY=1")
+        return ok
+
+    state = ExporterState(
+        live=live,
+        timeout_offset=timeout_offset,
+        debug=debug,
+        telemetry_path=telemetry_path,
+        probe_path=probe_path,
+        metrics=metrics,
+        monitor=monitor,
+        reload=reload,
+    )
+    web = live.current.web
     server = _Server(
         uvicorn.Config(
             create_app(state),
@@ -66,8 +98,8 @@ async def serve(
             access_log=False,  # access lines would carry /probe?target=… URLs, tokens included
             lifespan="off",
             ws_ping_interval=None,  # the echo endpoint must not ping the probes that test it
-            ssl_certfile=state.config.web.tls_cert_file,
-            ssl_keyfile=state.config.web.tls_key_file,
+            ssl_certfile=web.tls_cert_file,
+            ssl_keyfile=web.tls_key_file,
         )
     )
     stopping = asyncio.Event()
@@ -77,30 +109,15 @@ async def serve(
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.01)
     # Targets start once wsmon listens: the bundled config watches wsmon's own echo endpoint.
-    monitor = Monitor(
-        state.config, state.metrics, config_path=config_path, overrides=overrides, shard=shard, state_path=state_path
-    )
-    state.monitor = monitor
-    pushes = PushManager(lambda: render_store(monitor.store), state.metrics)
-    pushes.apply((*state.config.pushes, *extra_pushes))
-
-    def reload() -> bool:
-        notifier.notify("RELOADING=1")
-        ok = monitor.reload()
-        state.config = monitor.config
-        if ok:
-            pushes.apply((*monitor.config.pushes, *extra_pushes))
-        notifier.notify("READY=1")
-        return ok
-
-    state.reload = reload
+    monitor.start()
+    pushes.apply((*live.current.pushes, *extra_pushes))
     loop.add_signal_handler(signal.SIGHUP, reload)
     if server.started:
         log.info(
             "listening",
             address=f"{host}:{port}",
-            probe_path=state.probe_path,
-            metrics_path=state.telemetry_path,
+            probe_path=probe_path,
+            metrics_path=telemetry_path,
             targets=len(monitor.store),
         )
         notifier.ready()

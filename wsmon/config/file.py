@@ -10,8 +10,9 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from wsmon.config.modules import parse_module
 from wsmon.config.push import PushTarget, parse_push
@@ -23,12 +24,25 @@ from wsmon.probe.jsonpath import JsonPath
 from wsmon.probe.module import BUILTIN_MODULES, Module
 from wsmon.ws.url import parse_target
 
-__all__ = ["Config", "Settings", "Subscription", "Target", "load_config", "parse_config", "parse_target_table"]
+__all__ = [
+    "Config",
+    "Mode",
+    "Settings",
+    "Subscription",
+    "Target",
+    "load_config",
+    "parse_config",
+    "parse_target_table",
+]
 
-# probe: a fresh connection per interval; persistent: one long-lived connection, pinged;
-# scrape: nothing of wsmon's own, only `/probe?target=<name>` (a VMProbe's targets).
-Mode = Literal["probe", "persistent", "scrape"]
-MODES = ("probe", "persistent", "scrape")
+
+class Mode(StrEnum):
+    """How wsmon watches a target (the value is what ``mode = "…"`` says in the file)."""
+
+    PROBE = "probe"  # a fresh connection per interval, as /probe does
+    PERSISTENT = "persistent"  # one long-lived connection, pinged every ping interval
+    SCRAPE = "scrape"  # nothing of wsmon's own: only `/probe?target=<name>` (a VMProbe's targets)
+
 
 _TOP_KEYS = {"settings", "modules", "targets", "push", "web"}
 _SETTINGS_KEYS = {
@@ -90,7 +104,7 @@ class Target:
     name: str  # the `target` label: never the URL, which may hold a token
     url: str = field(repr=False)
     module: Module
-    mode: Mode = "probe"
+    mode: Mode = Mode.PROBE
     interval: float = 30.0
     timeout: float = DEFAULT_TIMEOUT  # the target's own, else the smaller of module's and settings'/flag
     labels: tuple[tuple[str, str], ...] = ()
@@ -198,9 +212,10 @@ def parse_target_table(
         parse_target(url)
     except TargetError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    mode = typed(table, "mode", str, where) if "mode" in table else "probe"
-    if mode not in MODES:
-        raise ConfigError(f"{where}: mode must be probe, persistent or scrape, not {mode!r}")
+    try:
+        mode = Mode(typed(table, "mode", str, where)) if "mode" in table else Mode.PROBE
+    except ValueError:
+        raise ConfigError(f"{where}: mode must be probe, persistent or scrape, not {table['mode']!r}") from None
     module_name = typed(table, "module", str, where) if "module" in table else "ping"
     module = modules.get(module_name)
     if module is None:
@@ -216,14 +231,14 @@ def parse_target_table(
         timeout = duration(table, "timeout", where)
         if timeout <= 0:
             raise ConfigError(f"{where}: timeout must be greater than 0")
-    if mode == "probe" and timeout >= interval:
+    if mode is Mode.PROBE and timeout >= interval:
         raise ConfigError(
             f"{where}: timeout {_seconds(timeout)} is not shorter than interval {_seconds(interval)}; "
             "lower the timeout or raise the interval"
         )
     subscribe = None
     if "subscribe" in table:
-        if mode != "persistent":
+        if mode is not Mode.PERSISTENT:
             raise ConfigError(f'{where}: subscribe needs mode = "persistent"')
         subscribe = _parse_subscription(table["subscribe"], where)
     labels = _parse_labels(table["labels"], where) if "labels" in table else ()
@@ -231,7 +246,7 @@ def parse_target_table(
         name=name,
         url=url,
         module=module,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         interval=interval,
         timeout=timeout,
         labels=labels,

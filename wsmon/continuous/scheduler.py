@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable
 from time import perf_counter
 
-from wsmon.config.file import Target
+from wsmon.config.file import Settings, Target
 from wsmon.continuous.store import TargetState
 from wsmon.probe.prober import probe
 
@@ -48,21 +48,31 @@ class ProbeScheduler:
         self._on_lag, self._on_in_flight = on_lag, on_in_flight
         self._entries: dict[str, _Entry] = {}
 
-    def add(self, target: Target, state: TargetState) -> None:
+    def apply_settings(self, settings: Settings) -> None:
+        """Nothing to change: ``max_in_flight`` holds from start-up, intervals are per target."""
+
+    def sample_interval(self, target: Target) -> float:
+        return target.interval
+
+    def start(self, target: Target, state: TargetState) -> None:
         now = self._loop.time()
         entry = _Entry(target, state, now + start_offset(target.name, target.interval))
         self._entries[target.name] = entry
         entry.handle = self._loop.call_at(entry.due, self._fire, entry)
 
-    def remove(self, name: str) -> None:
+    def halt(self, name: str, code: int = 1000) -> None:
+        """Stop probing ``name`` (a probe running now finishes; ``code`` is for connections)."""
         entry = self._entries.pop(name, None)
         if entry is not None and entry.handle is not None:
             entry.handle.cancel()
 
+    def reconnect(self, name: str) -> bool:
+        return False  # every probe opens a fresh connection: nothing to reconnect
+
     async def stop(self) -> None:
         running = [e.running for e in self._entries.values() if e.running is not None]
         for name in list(self._entries):
-            self.remove(name)
+            self.halt(name)
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)

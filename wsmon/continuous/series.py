@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from time import perf_counter
 
+from wsmon.config.file import Mode
 from wsmon.continuous.store import ConnectionState, Store, TargetState
 from wsmon.metrics.probe_series import PROBE_FAMILIES, write_connection, write_result
 from wsmon.metrics.sinks import Families, Sink, TextSink
@@ -50,7 +51,7 @@ def write_target(sink: Sink, state: TargetState, now: float) -> None:
     target = state.target
     sink.target(state.labels)
     put = sink.sample
-    persistent = target.mode == "persistent"
+    persistent = target.mode is Mode.PERSISTENT
     if persistent:
         write_connection(
             sink,

@@ -7,19 +7,13 @@ several with weights, so wsmon honours the weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Callable
 
 from prometheus_client import exposition
-from prometheus_client.core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.registry import Collector
 
-__all__ = ["Collector", "choose_format", "render"]
-
-
-class Collector(Protocol):
-    def collect(self) -> Iterable[Metric]: ...
-
+__all__ = ["choose_format", "render"]
 
 Encoder = Callable[[Collector], bytes]
 

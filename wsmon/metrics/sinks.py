@@ -12,10 +12,11 @@ through a sink, so each series is defined once and can be encoded two ways:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
 
 from wsmon.metrics.histogram import LatencyHistogram
 
@@ -23,6 +24,11 @@ __all__ = ["Families", "MetricSink", "Sink", "TextSink", "label_text"]
 
 Labels = tuple[tuple[str, str], ...]
 Families = Mapping[str, tuple[str, str]]  # family name → (type, HELP), in output order
+
+
+# client_python's own number formatting (+Inf, NaN, Go-style exponents), so the text written
+# here reads like prometheus_client's; it is untyped, hence the annotated alias.
+_number: Callable[[float], str] = floatToGoString
 
 
 def _escape(value: str) -> str:
@@ -91,7 +97,7 @@ class TextSink:
             labels = f"{{{self._base},{more}}}" if self._base else f"{{{more}}}"
         else:
             labels = self._braced
-        self._lines[family].append(f"{name}{labels} {float(value)!r}")
+        self._lines[family].append(f"{name}{labels} {_number(value)}")
 
     def histogram(self, family: str, histogram: LatencyHistogram) -> None:
         lines = self._lines[family]
@@ -99,7 +105,7 @@ class TextSink:
         count = 0
         for le, count in histogram.cumulative():
             lines.append(f'{prefix}le="{le}"}} {count}')
-        lines.append(f"{family}_sum{self._braced} {histogram.sum!r}")
+        lines.append(f"{family}_sum{self._braced} {_number(histogram.sum)}")
         lines.append(f"{family}_count{self._braced} {count}")
 
     def render(self) -> bytes:

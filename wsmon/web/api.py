@@ -18,18 +18,17 @@ import math
 import time
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from wsmon.config.file import Mode
+from wsmon.continuous.monitor import Monitor
 from wsmon.continuous.store import ConnectionState, TargetState
 from wsmon.errors import ConfigError
 from wsmon.redact import secrets
-
-if TYPE_CHECKING:
-    from wsmon.continuous.monitor import Monitor
 
 __all__ = ["api_routes", "target_view"]
 
@@ -44,7 +43,7 @@ def _ms(seconds: float | None) -> float | None:
 def _status(state: TargetState) -> str:
     if state.paused:
         return "paused"
-    if state.target.mode == "persistent":
+    if state.target.mode is Mode.PERSISTENT:
         return str(state.state)
     if state.latest is None:
         return "pending"
@@ -54,7 +53,7 @@ def _status(state: TargetState) -> str:
 def target_view(state: TargetState, runtime: bool, now: float) -> dict[str, Any]:
     """One target as the dashboard shows it: nothing secret, everything it needs."""
     target = state.target
-    persistent = target.mode == "persistent"
+    persistent = target.mode is Mode.PERSISTENT
     latency = state.last_rtt if persistent else (state.latest.ping_rtt if state.latest else None)
     samples = state.window.samples(now)
     p50, p99 = state.window.quantiles(now, (0.5, 0.99)) or (None, None)
@@ -62,7 +61,7 @@ def target_view(state: TargetState, runtime: bool, now: float) -> dict[str, Any]
     return {
         "name": target.name,
         "url": target.redacted_url,
-        "mode": target.mode,
+        "mode": str(target.mode),
         "module": target.module.name,
         "labels": dict(target.labels),
         "status": _status(state),
@@ -91,13 +90,18 @@ def _summary(views: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
-def api_routes(monitor: Callable[[], Monitor | None], csrf_token: Callable[[], str]) -> list[Route]:
+def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[Route]:
+    """The API's routes; without a monitor, or before it has started, they answer 503."""
+
+    def running() -> Monitor | None:
+        return monitor if monitor is not None and monitor.started else None
+
     async def session(request: Request) -> JSONResponse:
         identity = request.state.identity
         return JSONResponse({"user": identity.name, "role": identity.role, "csrf_token": csrf_token()})
 
     async def list_targets(request: Request) -> JSONResponse:
-        mon = monitor()
+        mon = running()
         if mon is None:
             return _NOT_MONITORING
         now = perf_counter()
@@ -105,7 +109,7 @@ def api_routes(monitor: Callable[[], Monitor | None], csrf_token: Callable[[], s
         return JSONResponse({"updated_at": time.time(), "summary": _summary(views), "targets": views})
 
     async def add_target(request: Request) -> JSONResponse:
-        mon = monitor()
+        mon = running()
         if mon is None:
             return _NOT_MONITORING
         try:
@@ -129,7 +133,7 @@ def api_routes(monitor: Callable[[], Monitor | None], csrf_token: Callable[[], s
 
     def action(name: str, do: Callable[[Monitor, str], None]) -> Callable[[Request], Any]:
         async def handler(request: Request) -> JSONResponse:
-            mon = monitor()
+            mon = running()
             if mon is None:
                 return _NOT_MONITORING
             target = request.path_params["name"]

@@ -1,6 +1,9 @@
-"""The HTTP face of ``wsmon serve``: ``/probe``, ``/metrics``, health, and a small index.
+"""The HTTP face of ``wsmon serve``: ``/probe``, ``/metrics``, health, reload, the dashboard and
+its API (``wsmon.web.api``), and a small index.
 
-Handlers only read state and run probes; they never change configuration or results.
+``/probe`` and ``/metrics`` only read state and run probes. What changes anything goes through
+its owner: ``POST /-/reload`` through the reload that ``wsmon.serve`` wires (the config in force
+is ``LiveConfig``'s), the dashboard's actions through the Monitor.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from starlette.applications import Starlette
@@ -23,6 +25,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wsmon import __version__
 from wsmon.config.file import Config
+from wsmon.config.live import LiveConfig
+from wsmon.continuous.monitor import Monitor
 from wsmon.continuous.series import render_store
 from wsmon.errors import TargetError
 from wsmon.metrics.exporter import ExporterMetrics
@@ -36,25 +40,28 @@ from wsmon.web.access import AccessControl
 from wsmon.web.api import api_routes
 from wsmon.ws.url import parse_target
 
-if TYPE_CHECKING:
-    from wsmon.continuous.monitor import Monitor
-
 __all__ = ["ECHO_PATH", "ExporterState", "create_app"]
 
 ECHO_PATH = "/ws/echo"
 _SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExporterState:
-    config: Config  # replaced on reload
+    """What the handlers work with, all of it known before the app is made."""
+
+    live: LiveConfig  # the config in force
     timeout_offset: float = 0.5  # subtracted from the scraper's deadline
     debug: bool = False  # --debug: log every probe's phases
     telemetry_path: str = "/metrics"
     probe_path: str = "/probe"
     metrics: ExporterMetrics = field(default_factory=ExporterMetrics)
-    monitor: Monitor | None = None  # continuous mode, once started
-    reload: Callable[[], bool] | None = None  # what SIGHUP does
+    monitor: Monitor | None = None  # continuous mode (its targets run once it has started)
+    reload: Callable[[], bool] | None = None  # what POST /-/reload does (SIGHUP does the same)
+
+    @property
+    def config(self) -> Config:
+        return self.live.current
 
 
 def _bad_request(message: str) -> PlainTextResponse:
@@ -119,7 +126,7 @@ async def _metrics(request: Request) -> Response:
     """
     state: ExporterState = request.app.state.exporter
     body = generate_latest(state.metrics.registry)
-    if state.monitor is not None:
+    if state.monitor is not None and state.monitor.started:
         body += await render_store(state.monitor.store)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
@@ -202,7 +209,7 @@ def create_app(state: ExporterState) -> Starlette:
         routes=[
             Route("/dashboard", _dashboard),
             Mount("/dashboard/static", StaticFiles(directory=_STATIC), name="static"),
-            *api_routes(lambda: state.monitor, lambda: csrf_token),
+            *api_routes(state.monitor, lambda: csrf_token),
             Route("/", _index),
             Route(state.probe_path, _probe),
             Route(state.telemetry_path, _metrics),
