@@ -2,25 +2,34 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: setup system-deps run test lint bench clean
+.PHONY: setup setup-run system-deps run test lint bench clean
 
-$(STAMP): pyproject.toml
+# What running needs: wsmon and its dependencies.
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# What developing needs on top: test, lint and build tools.
+$(DEV_STAMP): $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(STAMP)
+setup-run: $(RUN_STAMP)
+setup: $(DEV_STAMP)
 
 system-deps:  ## Debian packages the tests use for real (installed when root)
 	scripts/install-system-deps
 
-run: setup  ## serve /probe, /metrics and the bundled targets.toml on :9095
+run: setup-run  ## serve /probe, /metrics and the bundled targets.toml on :9095
 	$(BIN)/wsmon serve --config targets.toml
 
 lint: setup
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/ruff check wsmon tests bench
 	$(BIN)/ruff format --check wsmon tests bench
 	$(BIN)/mypy
@@ -35,4 +44,4 @@ bench: setup  ## CPU per probe vs Go, /probe latency, 10,000 persistent targets 
 	$(BIN)/python bench/persistent_load.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache bench/bin bench/results
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench/bin bench/results
