@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "wsmon.service"
+TEMPLATE = ROOT / "systemd" / "wsmon@.service"
 
 needs_systemd = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None and os.geteuid() != 0,
@@ -20,13 +21,24 @@ needs_systemd = pytest.mark.skipif(
 )
 
 
+def _local(unit: Path, name: str, tmp_path: Path) -> Path:
+    """``unit`` with ExecStart pointing at this checkout's wsmon (verify wants it to exist)."""
+    wsmon = Path(sys.executable).with_name("wsmon")
+    copy = tmp_path / name
+    copy.write_text(unit.read_text().replace("/usr/local/bin/wsmon", str(wsmon)))
+    return copy
+
+
 @pytest.fixture
 def unit(tmp_path: Path) -> Path:
-    """The unit with ExecStart pointing at this checkout's wsmon (verify wants it to exist)."""
-    wsmon = Path(sys.executable).with_name("wsmon")
-    copy = tmp_path / "wsmon.service"
-    copy.write_text(UNIT.read_text().replace("/usr/local/bin/wsmon", str(wsmon)))
-    return copy
+    return _local(UNIT, "wsmon.service", tmp_path)
+
+
+@pytest.fixture
+def shard_unit(tmp_path: Path) -> Path:
+    """An instance of the template, as ``systemctl start wsmon@1-of-4`` would make it."""
+    _local(TEMPLATE, "wsmon@.service", tmp_path)
+    return tmp_path / "wsmon@1-of-4.service"
 
 
 @needs_systemd
@@ -34,6 +46,38 @@ def test_unit_passes_systemd_analyze_verify(unit: Path) -> None:
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, cwd=unit.parent)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+@needs_systemd
+def test_shard_template_passes_systemd_analyze_verify(shard_unit: Path) -> None:
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(shard_unit)], capture_output=True, text=True, cwd=shard_unit.parent
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+@needs_systemd
+def test_shard_template_is_as_sandboxed_as_the_unit(shard_unit: Path) -> None:
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(shard_unit)], capture_output=True, text=True
+    )
+    match = re.search(r"Overall exposure level for wsmon@1-of-4.service: ([\d.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 2.0
+
+
+def test_shard_template_runs_shard_i_on_its_own_port_and_state() -> None:
+    text = TEMPLATE.read_text()
+    exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    assert "--shard %i" in exec_start and "--web.shard-ports" in exec_start
+    assert "--state.file %S/wsmon/%i/" in exec_start
+    assert "StateDirectory=wsmon/%i" in text
+    # The same hardening as the single unit: every sandboxing line of one is in the other.
+    hardening = {line for line in UNIT.read_text().splitlines() if line.startswith(("Protect", "Restrict", "Private"))}
+    assert hardening <= set(text.splitlines())
+    for unit_text in (text, UNIT.read_text()):
+        assert "LimitNOFILE=65536" in unit_text
 
 
 @needs_systemd

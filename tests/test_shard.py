@@ -24,6 +24,8 @@ NAMES = [f"node-{i}" for i in range(3000)]
         ("9/10", (9, 10)),
         ("01/03", (1, 3)),
         ("99/100", (99, 100)),
+        ("0-of-4", (0, 4)),  # a wsmon@0-of-4 systemd unit's instance name
+        ("3-of-4", (3, 4)),
     ],
 )
 def test_parse_shard_valid(text: str, expected: tuple[int, int]) -> None:
@@ -55,12 +57,16 @@ def test_parse_shard_valid(text: str, expected: tuple[int, int]) -> None:
         "0x1/3",
         "²/3",  # str.isdigit() says yes; the usage message must still come
         "١/٣",  # Arabic-Indic digits: not a shard number
+        "4-of-4",
+        "1-3",
+        "1of3",
+        "1-of-3/3",
     ],
 )
 def test_parse_shard_invalid(text: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_shard(text)
-    assert str(info.value) == f"invalid shard {text!r}: use I/N with 0 <= I < N, e.g. 0/3"
+    assert str(info.value) == f"invalid shard {text!r}: use I/N (or I-of-N) with 0 <= I < N, e.g. 0/3"
 
 
 # Fixed values: a change of hash (or of jump hashing) would reshuffle every fleet on upgrade.

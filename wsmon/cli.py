@@ -23,7 +23,7 @@ from wsmon.probe.prober import probe
 from wsmon.probe.report import probe_json, probe_line, probe_report, summary_json, summary_lines
 from wsmon.probe.result import ProbeResult
 from wsmon.redact import secrets
-from wsmon.serve import parse_listen_address, run, serve
+from wsmon.serve import parse_listen_address, raise_fd_limit, run, serve
 from wsmon.web.auth import hash_password
 from wsmon.ws.tls import TLSOptions
 from wsmon.ws.url import parse_target
@@ -105,8 +105,16 @@ def serve_command(
         ),
     ] = None,
     shard: Annotated[
-        str, typer.Option("--shard", help="I/N: this replica probes shard I (from 0) of N of the targets.")
+        str,
+        typer.Option("--shard", help="I/N (or I-of-N): this replica probes shard I (from 0) of N of the targets."),
     ] = "0/1",
+    shard_ports: Annotated[
+        bool,
+        typer.Option(
+            "--web.shard-ports",
+            help="Listen on the --web.listen-address port plus the shard index I (shards on one host).",
+        ),
+    ] = False,
     push_url: Annotated[
         str | None, typer.Option("--push.url", help="Push the targets' series to this base URL (one more [[push]]).")
     ] = None,
@@ -132,6 +140,10 @@ def serve_command(
     try:
         host, port = parse_listen_address(listen_address)
         shard_index = parse_shard(shard)
+        if shard_ports:
+            port += shard_index[0]
+            if port > 65535:
+                raise ValueError(f"--web.shard-ports: port {port} of shard {shard_index[0]} is beyond 65535")
         if not telemetry_path.startswith("/") or not probe_path.startswith("/"):
             raise ValueError("--web.telemetry-path and --web.probe-path must start with /")
         loaded = load_config(config, overrides=overrides) if config else Config(settings=Settings(**overrides))
@@ -154,6 +166,7 @@ def serve_command(
         )
     except (ValueError, ConfigError) as exc:
         raise _fail_usage(str(exc)) from None
+    raise_fd_limit()
     run(
         lambda: serve(
             loaded,

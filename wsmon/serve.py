@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import signal
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from wsmon.metrics.exporter import ExporterMetrics
 from wsmon.systemd import Notifier
 from wsmon.web.app import ExporterState, create_app
 
-__all__ = ["parse_listen_address", "run", "serve"]
+__all__ = ["parse_listen_address", "raise_fd_limit", "run", "serve"]
 
 log = structlog.get_logger("wsmon")
 
@@ -131,6 +132,21 @@ async def serve(
     server.should_exit = True
     await serving
     notifier.close()
+
+
+def raise_fd_limit() -> None:
+    """Raise the soft limit on open files to the hard one.
+
+    Every persistent target holds a socket, and 10,000 of them need more descriptors than the
+    common soft limit of 1,024; the hard limit is what the administrator allows (systemd's
+    ``LimitNOFILE=``, the container runtime's ulimit).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit still stops at the kernel's fs.nr_open (1,048,576 by default).
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -1,4 +1,4 @@
-"""``--shard=I/N``: N replicas split one target list, each probing the targets of its shard.
+"""``--shard=I/N`` (or ``I-of-N``, as a systemd instance name): N replicas split one target list, each probing the targets of its shard.
 
 Jump consistent hashing (Lamping & Veach, 2014) over a stable hash of the target name: every
 replica agrees without talking to the others, and going from N to N+1 replicas moves only
@@ -29,8 +29,9 @@ def shard_of(name: str, shards: int) -> int:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``"1/3"`` → (1, 3): this replica is shard 1 of 3 (numbered from 0, like pod ordinals)."""
-    match = re.fullmatch(r"([0-9]+)/([0-9]+)", text)
+    """``"1/3"`` or ``"1-of-3"`` → (1, 3): this replica is shard 1 of 3 (numbered from 0, like
+    pod ordinals; ``I-of-N`` is what a ``wsmon@I-of-N`` systemd unit's instance name can say)."""
+    match = re.fullmatch(r"([0-9]+)(?:/|-of-)([0-9]+)", text)
     if match is None or not 0 <= int(match.group(1)) < int(match.group(2)):
-        raise ValueError(f"invalid shard {text!r}: use I/N with 0 <= I < N, e.g. 0/3")
+        raise ValueError(f"invalid shard {text!r}: use I/N (or I-of-N) with 0 <= I < N, e.g. 0/3")
     return int(match.group(1)), int(match.group(2))
