@@ -42,17 +42,10 @@ def shard_unit(tmp_path: Path) -> Path:
 
 
 @needs_systemd
-def test_unit_passes_systemd_analyze_verify(unit: Path) -> None:
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, cwd=unit.parent)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-
-
-@needs_systemd
-def test_shard_template_passes_systemd_analyze_verify(shard_unit: Path) -> None:
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(shard_unit)], capture_output=True, text=True, cwd=shard_unit.parent
-    )
+@pytest.mark.parametrize("which", ["unit", "shard_unit"])
+def test_units_pass_systemd_analyze_verify(which: str, request: pytest.FixtureRequest) -> None:
+    path: Path = request.getfixturevalue(which)
+    result = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, cwd=path.parent)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
 

@@ -133,24 +133,13 @@ def test_installed_serve_answers_probe_metrics_and_dashboard(served: WsmonProces
 
 
 def test_installed_check_exits_0_up_and_1_down(served: WsmonProcess, venv: Path) -> None:
-    wsmon = str(venv / "bin" / "wsmon")
-    up = subprocess.run(
-        [wsmon, "check", f"ws://127.0.0.1:{served.port}/ws/echo"],
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=venv.parent,
-    )
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(venv / "bin" / "wsmon"), "check", *args]
+        return subprocess.run(argv, env=_clean_env(), capture_output=True, text=True, timeout=30, cwd=venv.parent)
+
+    up = check(f"ws://127.0.0.1:{served.port}/ws/echo")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "UP in" in up.stdout
-    down = subprocess.run(
-        [wsmon, "check", "--timeout", f"{500 * MS:.3f}s", f"ws://127.0.0.1:{refused_port()}/ws"],
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=venv.parent,
-    )
+    down = check("--timeout", f"{500 * MS:.3f}s", f"ws://127.0.0.1:{refused_port()}/ws")
     assert down.returncode == 1, down.stdout + down.stderr
     assert "DOWN (refused)" in down.stdout
