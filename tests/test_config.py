@@ -55,6 +55,36 @@ INVALID: dict[str, str] = {
     "invalid-builtin-module-name.toml": "module 'ping' is built in; give yours another name",
     # Not UTF-8 (a Latin-1 "café" in a comment): TOML files are UTF-8, and the user should hear so.
     "invalid-not-utf8.toml": "not valid TOML: the file must be UTF-8 text",
+    # tls and credentials: one parser each (wsmon.config.tls, wsmon.config.credentials) for
+    # [modules.<name>] and [[push]], so the same rule gives the same message in both.
+    "invalid-module-tls-cert-without-key.toml": (
+        "module 'mtls': tls needs both cert_file and key_file for a client certificate"
+    ),
+    "invalid-module-tls-missing-file.toml": "module 'private-ca': tls: cannot read ca_file: No such file or directory",
+    "invalid-module-tls-unknown-key.toml": (
+        "module 'strict': tls: unknown key 'verify'; allowed keys are ca_file, cert_file, insecure_skip_verify, "
+        "key_file, server_name"
+    ),
+    "invalid-module-auth-basic-and-bearer.toml": "module 'api': set basic_auth or bearer_token, not both",
+    "invalid-module-auth-and-header.toml": (
+        "module 'api': set one of basic_auth, bearer_token or an Authorization header"
+    ),
+    "invalid-push-tls-cert-without-key.toml": "push #1: tls needs both cert_file and key_file for a client certificate",
+    "invalid-push-tls-not-string.toml": "push #1: tls: ca_file must be a string, not an integer",
+    "invalid-push-tls-missing-file.toml": "push #1: tls: cannot read ca_file: No such file or directory",
+    "invalid-push-tls-unknown-key.toml": (
+        "push #1: tls: unknown key 'verify'; allowed keys are ca_file, cert_file, insecure_skip_verify, "
+        "key_file, server_name"
+    ),
+    "invalid-push-tls-not-table.toml": "push #1: tls must be a table, not a string",
+    "invalid-push-auth-basic-and-bearer.toml": "push #1: set basic_auth or bearer_token_file, not both",
+    "invalid-push-auth-bearer-and-file.toml": "push #1: set bearer_token or bearer_token_file, not both",
+    "invalid-push-basic-auth-without-username.toml": "push #1: basic_auth needs a username",
+    "invalid-push-basic-auth-not-table.toml": "push #1: basic_auth must be a table, not a string",
+    "invalid-push-auth-missing-secret-file.toml": (
+        "push #1: cannot read secret file /nonexistent/wsmon-test/vm-token: No such file or directory"
+    ),
+    "invalid-web-tls-missing-file.toml": "[web]: cannot read tls_cert_file: No such file or directory",
 }
 
 NOT_UTF8 = b'# caf\xe9: Latin-1, not UTF-8\n[settings]\ninterval = "30s"\n'

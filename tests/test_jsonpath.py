@@ -1,8 +1,9 @@
-"""The small JSON path and number conversion (wsmon.jsonpath)."""
+"""The small JSON path, number conversion and reading numbers out of messages (wsmon.probe.jsonpath)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsmon.probe.jsonpath import MISSING, JsonPath, to_number
+from wsmon.probe.jsonpath import MISSING, NOT_JSON, JsonPath, extract_number, load_json, to_number
 
 
 @pytest.mark.parametrize(
@@ -137,3 +138,75 @@ def test_to_number_of_a_large_block_quantity() -> None:
 def test_to_number_of_huge_numbers_does_not_raise(value: Any) -> None:
     number = to_number(value)
     assert number is None or math.isinf(number)
+
+
+# --- reading a message: load_json, JsonPath.number, extract_number ----------------------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # deeper than the parser goes: RecursionError
+
+# message → the document (NOT_JSON: not JSON); bytes and text alike
+LOADED: list[tuple[bytes | str, Any]] = [
+    (b'{"result": "0x1b4"}', {"result": "0x1b4"}),
+    ('{"result": "0x1b4"}', {"result": "0x1b4"}),
+    (b"42", 42),
+    (b"null", None),  # JSON null is a document, not "not JSON"
+    (b'"text"', "text"),
+    (b" [1, 2] ", [1, 2]),
+    ('{"a": "\u00e9"}', {"a": "é"}),
+    ('{"a": "é"}'.encode("utf-16"), {"a": "é"}),  # bytes: UTF-8, -16 or -32, as json.loads reads them
+    (b"", NOT_JSON),
+    (b"   ", NOT_JSON),
+    (b"pong", NOT_JSON),
+    (b'{"result": 1', NOT_JSON),
+    (b'{"result": 1}{"result": 2}', NOT_JSON),
+    (b'{"a": "\\q"}', NOT_JSON),  # an invalid escape
+    (b'{"a": "\xff"}', NOT_JSON),  # invalid UTF-8
+    (DEEP, NOT_JSON),
+    (DEEP.decode(), NOT_JSON),
+]
+
+
+@pytest.mark.parametrize(("message", "document"), LOADED, ids=range(len(LOADED)))
+def test_load_json(message: bytes | str, document: Any) -> None:
+    loaded = load_json(message)
+    if document is NOT_JSON:
+        assert loaded is NOT_JSON
+    else:
+        assert loaded == document
+
+
+# path, document → number (None: no number there)
+NUMBERS: list[tuple[str, Any, float | None]] = [
+    ("result", {"result": "0x1b4"}, 436.0),
+    ("result", {"result": 7}, 7.0),
+    ("result", {"result": "7.5"}, 7.5),
+    ("result", {"result": True}, 1.0),
+    ("$", 42, 42.0),
+    ("params.result.number", {"params": {"result": {"number": "0x10"}}}, 16.0),
+    ("result[1]", {"result": [0, "0x2"]}, 2.0),
+    ("result", {"result": None}, None),
+    ("result", {"result": "latest"}, None),
+    ("result", {"result": {"number": 1}}, None),
+    ("result", {"other": 1}, None),
+    ("result", [1], None),
+    ("result[3]", {"result": [0]}, None),
+    ("result", {"result": 10**400}, None),  # beyond a float's range
+]
+
+
+@pytest.mark.parametrize(("path", "document", "number"), NUMBERS)
+def test_number(path: str, document: Any, number: float | None) -> None:
+    assert JsonPath.parse(path).number(document) == number
+
+
+@pytest.mark.parametrize(("path", "document", "number"), NUMBERS)
+def test_extract_number_from_json_text_and_bytes(path: str, document: Any, number: float | None) -> None:
+    text = json.dumps(document)
+    assert extract_number(JsonPath.parse(path), text) == number
+    assert extract_number(JsonPath.parse(path), text.encode()) == number
+
+
+@pytest.mark.parametrize(("message", "document"), [c for c in LOADED if c[1] is NOT_JSON])
+def test_extract_number_from_what_is_not_json(message: bytes | str, document: Any) -> None:
+    assert extract_number(JsonPath.parse("$"), message) is None
+    assert extract_number(JsonPath.parse("result"), message) is None

@@ -81,6 +81,7 @@ def test_step_waits(step: Step, waits: bool) -> None:
 
 def test_parse_a_full_module(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
+    ca.write_text("read when a probe needs it; the config only checks it can be opened\n")
     module = parse(
         {
             "timeout": "5s",
@@ -232,8 +233,13 @@ INVALID_PATH = "use dotted keys and [index], e.g. result or $.params.result[0]"
         ),
         ({"bearer_token": "t", "bearer_token_file": "/f"}, f"{W}: set bearer_token or bearer_token_file, not both"),
         ({"bearer_token": "${TOKEN}"}, f"{W}: environment variable TOKEN is not set; export it or use a *_file key"),
+        ({"bearer_token": "t", "basic_auth": {"username": "u"}}, f"{W}: set basic_auth or bearer_token, not both"),
         (
-            {"bearer_token": "t", "basic_auth": {"username": "u"}},
+            {"bearer_token_file": "/f", "basic_auth": {"username": "u"}},
+            f"{W}: set basic_auth or bearer_token_file, not both",
+        ),
+        (
+            {"basic_auth": {"username": "u"}, "headers": {"Authorization": "Basic x"}},
             f"{W}: set one of basic_auth, bearer_token or an Authorization header",
         ),
         (
@@ -255,6 +261,7 @@ INVALID_PATH = "use dotted keys and [index], e.g. result or $.params.result[0]"
         ({"tls": {"insecure_skip_verify": "yes"}}, f"{W}: tls: insecure_skip_verify must be a boolean, not a string"),
         ({"tls": {"cert_file": "c.pem"}}, f"{W}: tls needs both cert_file and key_file for a client certificate"),
         ({"tls": {"key_file": "k.pem"}}, f"{W}: tls needs both cert_file and key_file for a client certificate"),
+        ({"tls": {"ca_file": "/nonexistent/ca.pem"}}, f"{W}: tls: cannot read ca_file: No such file or directory"),
         # proxy, ip protocol, sizes
         ({"proxy_url": "socks5://p:1080"}, f"{W}: proxy_url must be an http:// URL of an HTTP CONNECT proxy"),
         ({"proxy_url": "https://p:3128"}, f"{W}: proxy_url must be an http:// URL of an HTTP CONNECT proxy"),

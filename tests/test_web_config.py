@@ -68,6 +68,10 @@ def test_users_and_tokens(tmp_path: Path) -> None:
         ),
         ({"users": {"bob": {"role": "admin"}}}, "t.toml: [web] user 'bob': password_hash is missing"),
         ({"tls_cert_file": "/c"}, "t.toml: [web]: set both tls_cert_file and tls_key_file to serve HTTPS"),
+        (
+            {"tls_cert_file": "/nonexistent/c", "tls_key_file": "/nonexistent/k"},
+            "t.toml: [web]: cannot read tls_cert_file: No such file or directory",
+        ),
         ({"protect_all": True}, "t.toml: [web]: protect_all needs at least one user or token"),
         ({"probe_allow": ["ok", ""]}, "t.toml: [web]: probe_allow must list target names or URL patterns"),
     ],
@@ -76,6 +80,17 @@ def test_invalid_web_tables(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_web(table, "t.toml")
     assert str(caught.value).startswith(message)
+
+
+def test_https_files(tmp_path: Path) -> None:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("read by the server at startup\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_web({"tls_cert_file": str(cert), "tls_key_file": str(key)}, "t.toml")
+    assert str(caught.value) == "t.toml: [web]: cannot read tls_key_file: No such file or directory"
+    key.write_text("read by the server at startup\n")
+    web = parse_web({"tls_cert_file": str(cert), "tls_key_file": str(key)}, "t.toml")
+    assert (web.tls_cert_file, web.tls_key_file) == (str(cert), str(key))
 
 
 def test_passwords_longer_than_bcrypt_reads_are_refused() -> None:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +26,6 @@ from wsmon.probe.result import ProbeResult
 from wsmon.redact import secrets
 from wsmon.serve import parse_listen_address, raise_fd_limit, run, serve
 from wsmon.web.auth import hash_password
-from wsmon.ws.tls import TLSOptions
 from wsmon.ws.url import parse_target
 
 __all__ = ["app", "main"]
@@ -244,8 +244,7 @@ def check_command(
     if subprotocol:
         overrides["subprotocols"] = tuple(subprotocol)
     if insecure:
-        tls = chosen.tls
-        overrides["tls"] = TLSOptions(tls.ca_file, tls.cert_file, tls.key_file, tls.server_name, True)
+        overrides["tls"] = replace(chosen.tls, insecure_skip_verify=True)
     chosen = chosen.with_overrides(**overrides)
     deadline = min(deadline, chosen.timeout) if chosen.timeout else deadline
 

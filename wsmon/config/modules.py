@@ -6,14 +6,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from wsmon.config.credentials import basic_authorization, secret
+from wsmon.config.credentials import CREDENTIAL_KEYS, parse_authorization
 from wsmon.config.secret_sources import expand_env
+from wsmon.config.tls import parse_tls
 from wsmon.config.validate import LABEL_NAME, check_keys, duration, typed
 from wsmon.errors import ConfigError
 from wsmon.probe.jsonpath import JsonPath
 from wsmon.probe.module import Module, Step
 from wsmon.redact import secrets
-from wsmon.ws.tls import TLSOptions
 
 __all__ = ["parse_module"]
 
@@ -31,11 +31,8 @@ _MODULE_KEYS = {
     "ip_protocol_fallback",
     "steps",
     "max_message_size",
-    "basic_auth",
-    "bearer_token",
-    "bearer_token_file",
+    *CREDENTIAL_KEYS,
 }
-_TLS_KEYS = {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
 _STEP_KEYS = {"send", "expect", "expect_json", "extract", "name"}
 
 
@@ -98,11 +95,9 @@ def parse_module(name: str, table: Mapping[str, Any], where: str, env: Mapping[s
             if key.lower() in ("authorization", "cookie", "proxy-authorization"):
                 secrets.add([value])
             headers.append((key, value))
-    if "basic_auth" in table:
-        headers.append(("Authorization", basic_authorization(table, where, env)))
-    bearer = secret(table, "bearer_token", where, env)
-    if bearer is not None:
-        headers.append(("Authorization", f"Bearer {bearer}"))
+    authorization = parse_authorization(table, where, env)
+    if authorization is not None:
+        headers.append(("Authorization", authorization))
     if sum(1 for k, _ in headers if k.lower() == "authorization") > 1:
         raise ConfigError(f"{where}: set one of basic_auth, bearer_token or an Authorization header")
     opts["headers"] = tuple(headers)
@@ -111,17 +106,7 @@ def parse_module(name: str, table: Mapping[str, Any], where: str, env: Mapping[s
         if not all(isinstance(p, str) and p for p in protos):
             raise ConfigError(f"{where}: subprotocols must be a list of non-empty strings")
         opts["subprotocols"] = tuple(protos)
-    if "tls" in table:
-        tls = typed(table, "tls", Mapping, where)
-        check_keys(tls, _TLS_KEYS, f"{where}: tls")
-        for key in _TLS_KEYS - {"insecure_skip_verify"}:
-            if key in tls:
-                typed(tls, key, str, f"{where}: tls")
-        if "insecure_skip_verify" in tls:
-            typed(tls, "insecure_skip_verify", bool, f"{where}: tls")
-        if ("cert_file" in tls) != ("key_file" in tls):
-            raise ConfigError(f"{where}: tls needs both cert_file and key_file for a client certificate")
-        opts["tls"] = TLSOptions(**tls)
+    opts["tls"] = parse_tls(table, where)
     if "proxy_url" in table:
         proxy = expand_env(typed(table, "proxy_url", str, where), where, env)
         if not proxy.startswith("http://"):

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from wsmon.config.credentials import basic_authorization, secret
+from wsmon.config.credentials import CREDENTIAL_KEYS, parse_authorization
 from wsmon.config.secret_sources import expand_env
+from wsmon.config.tls import parse_tls
 from wsmon.config.validate import LABEL_NAME, check_keys, duration, typed
 from wsmon.errors import ConfigError
 from wsmon.redact import secrets
@@ -28,13 +29,10 @@ _KEYS = {
     "job",
     "instance",
     "extra_labels",
-    "basic_auth",
-    "bearer_token",
-    "bearer_token_file",
+    *CREDENTIAL_KEYS,
     "tls",
     "delete_on_shutdown",
 }
-_TLS_KEYS = {"ca_file", "cert_file", "key_file", "insecure_skip_verify"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +46,8 @@ class PushTarget:
     instance: str = field(default_factory=socket.gethostname)  # Pushgateway grouping key
     extra_labels: tuple[tuple[str, str], ...] = ()
     authorization: str | None = field(default=None, repr=False)  # "Basic …" or "Bearer …"
-    tls: TLSOptions = field(default_factory=TLSOptions)
+    tls: TLSOptions = field(default_factory=TLSOptions)  # for https:// URLs; server_name as in modules
     delete_on_shutdown: bool = False  # Pushgateway: remove the group when wsmon stops cleanly
-
-
-def _authorization(table: Mapping[str, Any], where: str, env: Mapping[str, str] | None) -> str | None:
-    bearer = secret(table, "bearer_token", where, env)
-    if "basic_auth" not in table:
-        return None if bearer is None else f"Bearer {bearer}"
-    if bearer is not None:
-        raise ConfigError(f"{where}: set basic_auth or a bearer token, not both")
-    return basic_authorization(table, where, env)
 
 
 def parse_push(table: Mapping[str, Any], index: int, where: str, env: Mapping[str, str] | None = None) -> PushTarget:
@@ -92,11 +81,8 @@ def parse_push(table: Mapping[str, Any], index: int, where: str, env: Mapping[st
             if not LABEL_NAME.fullmatch(key) or not isinstance(value, str):
                 raise ConfigError(f"{where}: extra_labels: {key!r} must be a label name with a string value")
         values["extra_labels"] = tuple(sorted(labels.items()))
-    values["authorization"] = _authorization(table, where, env)
-    if "tls" in table:
-        tls = typed(table, "tls", Mapping, where)
-        check_keys(tls, _TLS_KEYS, f"{where}: tls")
-        values["tls"] = TLSOptions(**tls)
+    values["authorization"] = parse_authorization(table, where, env)
+    values["tls"] = parse_tls(table, where)
     if "delete_on_shutdown" in table:
         values["delete_on_shutdown"] = typed(table, "delete_on_shutdown", bool, where)
     if "timeout" not in values:  # 5 s, but always shorter than the interval

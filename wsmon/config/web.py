@@ -25,6 +25,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from wsmon.config.secret_sources import read_secret_file
+from wsmon.config.tls import check_readable
 from wsmon.config.validate import check_keys, typed
 from wsmon.errors import ConfigError
 
@@ -156,6 +157,8 @@ def parse_web(table: Mapping[str, Any], where: str) -> WebConfig:
     key = typed(table, "tls_key_file", str, where) if "tls_key_file" in table else None
     if (cert is None) != (key is None):
         raise ConfigError(f"{where}: set both tls_cert_file and tls_key_file to serve HTTPS")
+    for file_key in ("tls_cert_file", "tls_key_file"):
+        check_readable(table, file_key, where)
     protect_all = typed(table, "protect_all", bool, where) if "protect_all" in table else False
     if protect_all and not (users or tokens):
         raise ConfigError(f"{where}: protect_all needs at least one user or token")

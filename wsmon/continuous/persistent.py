@@ -14,7 +14,6 @@ Built for thousands of connections in one process (see bench/persistent_load.py)
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from time import perf_counter
 from typing import Any
@@ -25,7 +24,7 @@ from wsmon.config.file import Target
 from wsmon.continuous.store import ConnectionState, TargetState
 from wsmon.continuous.wheel import PingWheel
 from wsmon.probe.failures import failure_of
-from wsmon.probe.jsonpath import to_number
+from wsmon.probe.jsonpath import extract_number
 from wsmon.probe.opening import Opening
 from wsmon.probe.reasons import Phase, Reason
 from wsmon.ws.connection import ClientConnection
@@ -197,10 +196,7 @@ class PersistentTarget:
         subscribe = self.target.subscribe
         if subscribe is None or subscribe.extract is None or not payload:
             return
-        try:
-            value = to_number(subscribe.extract.find(json.loads(payload)))
-        except (ValueError, RecursionError):
-            return  # not JSON: counted as a message, nothing to extract
+        value = extract_number(subscribe.extract, payload)  # None for a message that is not JSON
         if value is not None:
             self.state.record_value(subscribe.name, value)
 

@@ -66,6 +66,8 @@ class Pusher:
         if target.authorization:
             headers["Authorization"] = target.authorization
         self._headers = headers
+        # tls.server_name: the name sent in SNI and checked in the certificate, not the URL's host.
+        self._extensions = {"sni_hostname": tls.server_name} if tls.server_name else {}
         self._task: asyncio.Task[None] | None = None
         self._shown = redact_url(target.url)
 
@@ -85,6 +87,7 @@ class Pusher:
                     params={"extra_label": extra},
                     content=compressed,
                     headers={**self._headers, "Content-Encoding": "gzip", "Content-Type": "text/plain"},
+                    extensions=self._extensions,
                 )
                 ok = response.status_code == 204
             else:
@@ -92,6 +95,7 @@ class Pusher:
                     f"{target.url}{self._group()}",
                     content=body,
                     headers={**self._headers, "Content-Type": "text/plain; version=0.0.4"},
+                    extensions=self._extensions,
                 )
                 ok = 200 <= response.status_code < 300
             problem = "" if ok else f"HTTP {response.status_code}: {response.text[:200].strip()}"
@@ -134,7 +138,9 @@ class Pusher:
             await asyncio.gather(self._task, return_exceptions=True)
         try:
             if final and self.target.kind == "pushgateway" and self.target.delete_on_shutdown:
-                response = await self._client.delete(f"{self.target.url}{self._group()}", headers=self._headers)
+                response = await self._client.delete(
+                    f"{self.target.url}{self._group()}", headers=self._headers, extensions=self._extensions
+                )
                 if response.status_code >= 300:
                     log.warning("deleting the push group failed", push=self.target.name, status=response.status_code)
             elif final:

@@ -1,17 +1,21 @@
 """A small JSON path: ``result``, ``$.result.number``, ``params.result[0].hash``.
 
 Enough to point at one value of a JSON-RPC answer; filters and wildcards are not supported.
+``load_json`` and ``extract_number`` read a WebSocket message with it: the probe's message
+steps and persistent mode's subscriptions take their numbers from here.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MISSING", "JsonPath", "to_number"]
+__all__ = ["MISSING", "NOT_JSON", "JsonPath", "extract_number", "load_json", "to_number"]
 
-MISSING = object()
+MISSING = object()  # JsonPath.find: nothing at this path
+NOT_JSON = object()  # load_json: the message is not a JSON document
 _TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 
 
@@ -50,6 +54,10 @@ class JsonPath:
             node = node[key]
         return node
 
+    def number(self, document: Any) -> float | None:
+        """The value at this path as a number (``to_number``), or None."""
+        return to_number(self.find(document))
+
 
 def to_number(value: Any) -> float | None:
     """A JSON value as a number: numbers, numeric strings and ``0x…`` hex (JSON-RPC quantities)."""
@@ -69,3 +77,24 @@ def to_number(value: Any) -> float | None:
         except (ValueError, OverflowError):  # OverflowError: a hex number beyond a float's range
             return None
     return None
+
+
+def load_json(message: bytes | str) -> Any:
+    """The JSON document a message holds, or NOT_JSON.
+
+    Bytes are decoded as JSON text (UTF-8, -16 or -32); invalid UTF-8 and nesting deeper than
+    the parser goes (RecursionError) count as not JSON.
+    """
+    try:
+        return json.loads(message)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return NOT_JSON
+
+
+def extract_number(path: JsonPath, message: bytes | str) -> float | None:
+    """The number at ``path`` in a JSON message; None when it is not JSON or has no number there.
+
+    Callers that must tell the two apart call ``load_json`` and ``JsonPath.number`` themselves.
+    """
+    document = load_json(message)
+    return None if document is NOT_JSON else path.number(document)

@@ -8,7 +8,6 @@ one deadline spans every phase, and a timeout is classified by the phase it hit.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wsmon.errors import ConnectionClosed, Failure, HandshakeError, TargetError
 from wsmon.probe.deadline import Deadline
 from wsmon.probe.failures import failure_of
-from wsmon.probe.jsonpath import MISSING, to_number
+from wsmon.probe.jsonpath import MISSING, NOT_JSON, load_json
 from wsmon.probe.module import Module, Step
 from wsmon.probe.opening import Opening
 from wsmon.probe.reasons import Phase, Reason
@@ -257,15 +256,14 @@ def _check_message(step: Step, opcode: int, payload: bytes) -> Failure | float |
         return Failure(Reason.MESSAGE_MISMATCH, f"the answer does not match {step.expect.pattern!r}")
     if step.expect_json is None and step.extract is None:
         return None
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+    document = load_json(text)
+    if document is NOT_JSON:
         return Failure(Reason.MESSAGE_MISMATCH, "the answer is not JSON")
     if step.expect_json is not None and step.expect_json.find(document) is MISSING:
         return Failure(Reason.MESSAGE_MISMATCH, f"the answer has no {step.expect_json.text}")
     if step.extract is None:
         return None
-    value = to_number(step.extract.find(document))
+    value = step.extract.number(document)
     if value is None:
         return Failure(Reason.MESSAGE_MISMATCH, f"no number at {step.extract.text} in the answer")
     return value

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from wsmon.errors import ProxyError
-from wsmon.ws.url import TargetURL
+from wsmon.ws.url import TargetURL, userinfo_credentials
 
 __all__ = ["Proxy", "parse_proxy", "proxy_connect"]
 
@@ -29,10 +28,8 @@ def parse_proxy(url: str | None) -> Proxy | None:
     if url is None:
         return None
     parts = urlsplit(url)
-    auth = None
-    if parts.username is not None:
-        userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        auth = "Basic " + base64.b64encode(userinfo.encode()).decode()
+    credentials = userinfo_credentials(parts)
+    auth = None if credentials is None else f"Basic {credentials}"
     return Proxy(host=parts.hostname or "", port=parts.port or 3128, authorization=auth)
 
 

@@ -1,4 +1,9 @@
-"""Parsing a probe target URL (``ws://`` / ``wss://``) into what the probe needs."""
+"""Parsing a probe target URL (``ws://`` / ``wss://``) into what the probe needs.
+
+``basic_credentials`` is the one place ``user:password`` becomes Basic credentials: for a
+target URL's userinfo, a proxy URL's (``wsmon.ws.proxy``) and ``basic_auth`` tables
+(``wsmon.config.credentials``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,12 @@ import base64
 import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from wsmon.errors import TargetError
 from wsmon.redact import redact_url, secrets
 
-__all__ = ["TargetURL", "parse_target"]
+__all__ = ["TargetURL", "basic_credentials", "parse_target", "userinfo_credentials"]
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
 
@@ -24,8 +29,23 @@ class TargetURL:
     resource: str  # path and query, as sent in the request line
     host_header: str
     is_ip: bool
-    basic_auth: str | None  # base64 "user:password" from the URL's userinfo
+    basic_auth: str | None  # base64 "user:password" from the URL's userinfo (basic_credentials)
     redacted: str
+
+
+def basic_credentials(username: str, password: str) -> str:
+    """What follows ``Basic`` in an ``Authorization`` or ``Proxy-Authorization`` header:
+    base64 of ``username:password``, registered as a secret."""
+    credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+    secrets.add([credentials])
+    return credentials
+
+
+def userinfo_credentials(parts: SplitResult) -> str | None:
+    """``basic_credentials`` of a URL's percent-decoded userinfo; None when it has none."""
+    if parts.username is None:
+        return None
+    return basic_credentials(unquote(parts.username), unquote(parts.password or ""))
 
 
 @lru_cache(maxsize=4096)
@@ -59,11 +79,6 @@ def parse_target(url: str) -> TargetURL:
     bracketed = f"[{host}]" if ":" in host else host
     host_header = bracketed if port == default_port else f"{bracketed}:{port}"
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    basic_auth = None
-    if parts.username is not None:
-        userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        basic_auth = base64.b64encode(userinfo.encode()).decode()
-        secrets.add([basic_auth])
     return TargetURL(
         secure=scheme == "wss",
         host=host,
@@ -71,6 +86,6 @@ def parse_target(url: str) -> TargetURL:
         resource=resource,
         host_header=host_header,
         is_ip=is_ip,
-        basic_auth=basic_auth,
+        basic_auth=userinfo_credentials(parts),
         redacted=redact_url(url),
     )
