@@ -1,4 +1,5 @@
-"""``--shard=I/N`` (or ``I-of-N``, as a systemd instance name): N replicas split one target list, each probing the targets of its shard.
+"""``--shard=I/N`` (or ``I-of-N``, as a systemd instance name): N replicas split one target list,
+each probing the targets of its shard.
 
 Jump consistent hashing (Lamping & Veach, 2014) over a stable hash of the target name: every
 replica agrees without talking to the others, and going from N to N+1 replicas moves only
