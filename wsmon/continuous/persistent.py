@@ -27,6 +27,7 @@ from wsmon.continuous.wheel import PingWheel
 from wsmon.probe.failures import failure_of
 from wsmon.probe.jsonpath import to_number
 from wsmon.probe.opening import Opening
+from wsmon.probe.phases import PhaseClock
 from wsmon.probe.reasons import Phase, Reason
 from wsmon.ws.connection import ClientConnection
 from wsmon.ws.url import parse_target
@@ -129,12 +130,13 @@ class PersistentTarget:
     async def _connect(self) -> None:
         old, self.state.state = self.state.state, ConnectionState.CONNECTING
         self._log_transition(old)
-        opening = Opening(self._url, self.target.module)
+        clock = PhaseClock()
+        opening = Opening(self._url, self.target.module, clock)
         try:
             async with self._openings, asyncio.timeout(self.target.timeout):
                 conn = await opening.open(self._factory)
         except Exception as exc:
-            reason, message = failure_of(exc, opening.phase, self.target.name)
+            reason, message = failure_of(exc, clock.phase, self.target.name)
             self.state.record_failure(reason, message)
             self.state.record_disconnected()
             self._log_transition(ConnectionState.CONNECTING, reason=str(reason), error=message)
@@ -142,7 +144,7 @@ class PersistentTarget:
             return
         finally:
             self._opening = None
-        phases = opening.phases
+        phases = clock.phases
         self.state.record_connected(sum(phases.get(p, 0.0) for p in (Phase.CONNECT, Phase.TLS, Phase.UPGRADE)))
         self._log_transition(ConnectionState.CONNECTING, reconnects=self.state.reconnects)
         self.conn, self.close_code, self._given_up = conn, None, False
