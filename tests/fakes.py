@@ -5,6 +5,8 @@
 - ``RecordingConnection``: a ``ClientConnection`` that records what it reports, in order.
 - ``FakeClock``: time that passes only when the test says so; it stands in for ``perf_counter``
   and for the loop's ``call_later`` (its timers run in ``advance()``).
+- ``FakeOpener`` and ``Attempt``: a ``PersistentTarget``'s openings, each ended by the test.
+- ``FakeWheel``: the ping wheel's membership; the test calls ``tick()`` where the wheel would.
 """
 
 from __future__ import annotations
@@ -13,17 +15,25 @@ import asyncio
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tests.servers import Peer, Request, server_frame
+from wsmon.continuous.wheel import WheelMember
+from wsmon.probe.module import Module
+from wsmon.probe.phases import PhaseClock
+from wsmon.probe.reasons import Phase
 from wsmon.ws.connection import ClientConnection
 from wsmon.ws.frames import FrameParser
 from wsmon.ws.handshake import build_request, new_key
+from wsmon.ws.url import TargetURL
 
 __all__ = [
+    "Attempt",
     "FakeClock",
+    "FakeOpener",
     "FakeTimer",
     "FakeTransport",
+    "FakeWheel",
     "RecordingConnection",
     "client_frames",
     "open_connection",
@@ -226,3 +236,78 @@ class FakeClock:
             timer.callback(*timer.args)
         self.timers = [t for t in self.timers if not t.is_cancelled]
         self.now = end
+
+
+# --- a PersistentTarget's surroundings --------------------------------------------------------
+
+
+class Attempt:
+    """One opening by a FakeOpener, under way until the test ends it with ``succeed`` or ``fail``."""
+
+    def __init__(
+        self, url: TargetURL, module: Module, clock: PhaseClock, factory: Factory[Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.url, self.module, self.clock = url, module, clock
+        self._factory, self._loop = factory, loop
+        self.outcome: asyncio.Future[ClientConnection] = loop.create_future()
+        self.over: asyncio.Future[None] = loop.create_future()  # done once the opener returned, raised or was cancelled
+        self.transport: FakeTransport | None = None
+
+    def succeed(
+        self, *, resolve: float = 0.0, connect: float = 0.0, tls: float = 0.0, upgrade: float = 0.0
+    ) -> FakeTransport:
+        """The server accepts the upgrade; the phases took these seconds (a zero one did not happen)."""
+        conn, transport = open_connection(self._factory, self._loop, self.url.host_header, self.url.resource)
+        transport.feed(upgrade_response(transport.request))
+        for phase, seconds in (
+            (Phase.RESOLVE, resolve),
+            (Phase.CONNECT, connect),
+            (Phase.TLS, tls),
+            (Phase.UPGRADE, upgrade),
+        ):
+            if seconds:
+                self.clock.phases[phase] = seconds
+        self.transport = transport
+        self.outcome.set_result(conn)
+        return transport
+
+    def fail(self, exc: Exception, phase: Phase) -> None:
+        """The opening fails with ``exc`` during ``phase``."""
+        self.clock.enter(phase)
+        self.outcome.set_exception(exc)
+
+
+class FakeOpener:
+    """Stands in for ``Opening.open``: each call is an Attempt the test ends."""
+
+    def __init__(self) -> None:
+        self.attempts: list[Attempt] = []
+        self._arrivals: asyncio.Queue[Attempt] = asyncio.Queue()
+
+    async def __call__(self, url: TargetURL, module: Module, clock: PhaseClock, factory: Factory[C]) -> C:
+        attempt = Attempt(url, module, clock, factory, asyncio.get_running_loop())
+        self.attempts.append(attempt)
+        self._arrivals.put_nowait(attempt)
+        try:
+            return cast(C, await attempt.outcome)
+        finally:
+            attempt.over.set_result(None)
+
+    async def next(self) -> Attempt:
+        """The next attempt, once the target has made it."""
+        return await self._arrivals.get()
+
+
+class FakeWheel:
+    """The ping wheel's membership, and nothing more: tests tick members themselves."""
+
+    def __init__(self) -> None:
+        self.members: set[WheelMember] = set()
+
+    def add(self, member: WheelMember) -> None:
+        member.slot = 0
+        self.members.add(member)
+
+    def remove(self, member: WheelMember) -> None:
+        member.slot = None
+        self.members.discard(member)
