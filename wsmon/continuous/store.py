@@ -28,6 +28,8 @@ _WINDOW_MAX = 4096
 
 
 class ConnectionState(StrEnum):
+    """A persistent target's connection as it is exported (``wsmon_connection_state{state}``)."""
+
     CONNECTING = "connecting"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
@@ -121,6 +123,12 @@ class TargetState:
         self.last_error = LastError(reason, message, time.time())
         if reason is Reason.PING_TIMEOUT:
             self.last_ping_ok = False
+
+    # A persistent target's connection state, written by its PersistentTarget's one state
+    # transition (``_to``) and nowhere else.
+
+    def record_connecting(self) -> None:
+        self.state = ConnectionState.CONNECTING
 
     def record_connected(self, connect_seconds: float) -> None:
         if self.last_connect is not None:  # it was connected before: this is a reconnect

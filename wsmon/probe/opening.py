@@ -1,7 +1,7 @@
 """Opening a WebSocket: resolve → TCP connect (or proxy CONNECT) → TLS → HTTP upgrade.
 
-Shared by one-off probes and persistent connections: each phase is timed on the monotonic
-clock and the phase in progress is known, so a deadline that hits it is classified by it.
+Shared by one-off probes and persistent connections: each phase is timed on the caller's
+``PhaseClock``, which also knows the phase in progress, so a deadline that hits is classified by it.
 """
 
 from __future__ import annotations
@@ -10,18 +10,16 @@ import asyncio
 import socket
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from wsmon.probe.module import Module
+from wsmon.probe.phases import PhaseClock
 from wsmon.probe.reasons import Phase
 from wsmon.ws.connection import ClientConnection
 from wsmon.ws.handshake import build_request, new_key
 from wsmon.ws.proxy import parse_proxy, proxy_connect
 from wsmon.ws.tls import certificate_expiry, client_context
 from wsmon.ws.url import TargetURL
-
-if TYPE_CHECKING:  # for its type only: it imports structlog, which probes need not load
-    from wsmon.probe.log import ProbeLog
 
 __all__ = ["Opening"]
 
@@ -31,28 +29,19 @@ C = TypeVar("C", bound=ClientConnection)
 
 
 class Opening:
-    """One attempt to open a connection; what it measured stays readable after a failure."""
+    """One attempt to open a connection, timed on ``clock``; what it learnt stays readable
+    after a failure (the phases on the clock, the rest here)."""
 
-    def __init__(self, target: TargetURL, module: Module, log: ProbeLog | None = None) -> None:
-        self.target, self.module, self.log = target, module, log
-        self.phase = Phase.RESOLVE
-        self.phases: dict[str, float] = {}
+    def __init__(self, target: TargetURL, module: Module, clock: PhaseClock) -> None:
+        self.target, self.module, self.clock = target, module, clock
         self.ip_protocol: int | None = None
         self.tls_version: str | None = None
         self.cert_expiry: float | None = None
 
-    def timed(self, phase: Phase, began: float, **details: Any) -> float:
-        """Record ``phase`` as lasting from ``began`` until now; returns now."""
-        now = perf_counter()
-        self.phases[phase] = now - began
-        if self.log is not None:
-            self.log(f"{phase} done", seconds=round(now - began, 6), **details)
-        return now
-
     async def open(self, factory: Callable[[bytes, str, asyncio.AbstractEventLoop], C]) -> C:
         """Open the WebSocket; ``factory(request, key, loop)`` makes the connection object."""
         loop = asyncio.get_running_loop()
-        target, module = self.target, self.module
+        target, module, clock = self.target, self.module, self.clock
         proxy = parse_proxy(module.proxy_url)
         began = perf_counter()
         if proxy is None and target.is_ip:  # nothing to look up
@@ -61,8 +50,8 @@ class Opening:
         else:
             host, port = (proxy.host, proxy.port) if proxy else (target.host, target.port)
             addresses = await self._resolve(loop, host, port)
-        began = self.timed(Phase.RESOLVE, began)
-        self.phase = Phase.CONNECT
+        began = clock.timed(Phase.RESOLVE, began)
+        clock.enter(Phase.CONNECT)
         key = new_key()
         headers = _headers(module, target)
         conn = factory(build_request(target.host_header, target.resource, key, headers, module.subprotocols), key, loop)
@@ -74,9 +63,9 @@ class Opening:
                 # The upgrade request goes out once TLS is up, or at once on a plain connection.
                 conn.request_on_connect = context is None
                 transport = await self._connect(loop, addresses, conn)
-                began = self.timed(Phase.CONNECT, began)
+                began = clock.timed(Phase.CONNECT, began)
                 if context is not None:
-                    self.phase = Phase.TLS
+                    clock.enter(Phase.TLS)
                     tls = await loop.start_tls(
                         cast(asyncio.WriteTransport, transport), conn, context, server_hostname=server_name
                     )
@@ -86,8 +75,8 @@ class Opening:
             else:
                 sock = await self._connect_socket(loop, addresses)
                 await proxy_connect(loop, sock, target, proxy)
-                began = self.timed(Phase.CONNECT, began)
-                self.phase = Phase.TLS if context else Phase.UPGRADE
+                began = clock.timed(Phase.CONNECT, began)
+                clock.enter(Phase.TLS if context else Phase.UPGRADE)
                 transport, _ = await loop.create_connection(
                     lambda: conn, sock=sock, ssl=context, server_hostname=server_name
                 )
@@ -95,8 +84,8 @@ class Opening:
                 ssl_object = transport.get_extra_info("ssl_object")
                 self.tls_version = ssl_object.version() if ssl_object else None
                 self.cert_expiry = certificate_expiry(ssl_object)
-                began = self.timed(Phase.TLS, began, version=self.tls_version)
-            self.phase = Phase.UPGRADE
+                began = clock.timed(Phase.TLS, began, version=self.tls_version)
+            clock.enter(Phase.UPGRADE)
             response = await conn.opened
         except BaseException:
             if sock is not None:
@@ -105,7 +94,7 @@ class Opening:
             if not conn.opened.done():
                 conn.opened.cancel()  # nobody will await it: no "exception never retrieved"
             raise
-        self.timed(Phase.UPGRADE, began, status=response.status)
+        clock.timed(Phase.UPGRADE, began, status=response.status)
         return conn
 
     async def _resolve(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[tuple[int, Any]]:

@@ -18,6 +18,7 @@ from wsmon.probe.failures import failure_of
 from wsmon.probe.jsonpath import MISSING, NOT_JSON, load_json
 from wsmon.probe.module import Module, Step
 from wsmon.probe.opening import Opening
+from wsmon.probe.phases import PhaseClock
 from wsmon.probe.reasons import Phase, Reason
 from wsmon.probe.result import PingStats, ProbeResult, StepResult
 from wsmon.ws.connection import ClientConnection
@@ -119,7 +120,8 @@ class _Probe:
         self.target, self.module, self.timeout, self.log, self.start = target, module, timeout, log, start
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + timeout
-        self.opening = Opening(target, module, log)
+        self.clock = PhaseClock(log)  # the phase in progress and each one's time, the opening's included
+        self.opening = Opening(target, module, self.clock)
         self.conn: _ProbeConnection | None = None
         self.status_code: int | None = None
         self.subprotocol: str | None = None
@@ -130,8 +132,8 @@ class _Probe:
     async def run(self) -> ProbeResult:
         reason: Reason | None = None
         error = ""
-        opening = self.opening
-        timed = opening.timed
+        opening, clock = self.opening, self.clock
+        timed = clock.timed
         try:
             with Deadline(self.loop, self.deadline):
                 self.conn = conn = await opening.open(_ProbeConnection.for_module(self.module))
@@ -145,7 +147,7 @@ class _Probe:
                     began = perf_counter()
                     await self._steps(conn)
                     timed(Phase.MESSAGE, began)
-                opening.phase = Phase.CLOSE
+                clock.enter(Phase.CLOSE)
                 began = perf_counter()
                 conn.send_close(1000)
                 await conn.wait(Phase.CLOSE)
@@ -156,7 +158,7 @@ class _Probe:
             elif isinstance(exc, TimeoutError) and self.step_started is not None:
                 index, began = self.step_started
                 self.steps.append(StepResult(index=index, success=False, duration=perf_counter() - began))
-            reason, error = failure_of(exc, opening.phase, self.target.redacted)
+            reason, error = failure_of(exc, clock.phase, self.target.redacted)
         finally:
             if self.conn is not None:
                 self.conn.abort_unless_closing()
@@ -170,7 +172,7 @@ class _Probe:
             reason=reason,
             error=error,
             up=self.conn is not None,
-            phases=opening.phases,
+            phases=clock.phases,
             status_code=self.status_code,
             ip_protocol=opening.ip_protocol,
             tls_version=opening.tls_version,
@@ -183,7 +185,7 @@ class _Probe:
     # --- pings and messages ---------------------------------------------------------------
 
     async def _pings(self, conn: _ProbeConnection) -> None:
-        self.opening.phase = Phase.PING
+        self.clock.enter(Phase.PING)
         module = self.module
         count = module.pings
         sent = 0
@@ -220,7 +222,7 @@ class _Probe:
             return None
 
     async def _steps(self, conn: _ProbeConnection) -> None:
-        self.opening.phase = Phase.MESSAGE
+        self.clock.enter(Phase.MESSAGE)
         conn.parser.keep_data = True
         for index, step in enumerate(self.module.steps):
             await self._step(conn, index, step)
