@@ -1,4 +1,4 @@
-"""The small JSON path and number conversion (wsmon.jsonpath)."""
+"""The small JSON path and number conversion (wsmon.probe.jsonpath)."""
 
 from __future__ import annotations
 
