@@ -52,11 +52,14 @@ def main() -> None:
     ]
     (work / "targets.toml").write_text("".join(config))
     started: list[subprocess.Popen[bytes]] = []
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+    def quiet(argv: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     try:
-        started.append(subprocess.Popen([str(BIN / "goecho"), "-addr", f"127.0.0.1:{echo}"], **quiet))
+        started.append(quiet([str(BIN / "goecho"), "-addr", f"127.0.0.1:{echo}"]))
         vm_argv = [f"-httpListenAddr=127.0.0.1:{vm}", f"-storageDataPath={work / 'vm'}", "-loggerLevel=ERROR"]
-        started.append(subprocess.Popen(["victoria-metrics", *vm_argv], **quiet))
+        started.append(quiet(["victoria-metrics", *vm_argv]))
         time.sleep(1)
         wsmon_argv = [sys.executable, "-m", "wsmon", "serve", "--config", str(work / "targets.toml")]
         wsmon_argv += ["--web.listen-address", f"127.0.0.1:{web}", "--log.format", "json"]

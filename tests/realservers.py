@@ -13,7 +13,9 @@ module-scoped fixtures): the same command line, log file and timeouts, restartab
 
 Reading back: ``vm_export`` (VictoriaMetrics' ``/internal/force_flush`` then ``/api/v1/export``:
 ``/api/v1/query`` hides samples newer than 30 s), ``prom_query`` (Prometheus' ``/api/v1/query``)
-and ``scrape`` (a text exposition, e.g. wsmon's ``/metrics`` or the Pushgateway's).
+and ``scrape`` (a text exposition, e.g. wsmon's ``/metrics`` or the Pushgateway's), with
+``sample_value`` (fails naming the series if it is missing) and ``has_sample`` to look in it.
+``until`` polls a check; every duration is a multiple of ``MS``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import HOST, MS, refused_port
+from tests.servers import HOST, MS, go_duration, refused_port
 from wsmon.web.auth import hash_password
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "Series",
     "WsmonProcess",
     "free_port",
+    "has_sample",
     "needs",
     "prom_query",
     "prometheus",
@@ -59,8 +62,9 @@ __all__ = [
     "wsmon_serve",
 ]
 
-START_TIMEOUT = 15.0  # seconds a server gets to answer its health check
-STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+START_TIMEOUT = 15_000 * MS  # what a server gets to answer its health check
+STOP_TIMEOUT = 10_000 * MS  # between SIGTERM and SIGKILL
+READY_POLL = 20 * MS  # between two health checks of a starting server
 
 T = TypeVar("T")
 
@@ -124,10 +128,7 @@ class Running(_Listening):
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     self.process.kill()
-                await self.process.wait()
-        returncode = self.process.returncode
-        assert returncode is not None
-        return returncode
+        return await self.process.wait()
 
 
 def _binary(name: str) -> str:
@@ -168,7 +169,7 @@ async def _running(
 async def _wait_ready(running: Running, path: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_TIMEOUT
-    async with httpx.AsyncClient(trust_env=False, timeout=1.0) as client:
+    async with httpx.AsyncClient(trust_env=False, timeout=1000 * MS) as client:
         while loop.time() < deadline:
             if running.process.returncode is not None:
                 break
@@ -177,7 +178,7 @@ async def _wait_ready(running: Running, path: str) -> None:
                     return
             except httpx.TransportError:
                 pass
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(READY_POLL)
     raise running._not_ready(running.name, path, running.process.returncode)
 
 
@@ -223,7 +224,7 @@ def vmagent(
         f"-httpListenAddr={HOST}:{port}",
         f"-remoteWrite.url={remote_write}/api/v1/write",
         f"-remoteWrite.tmpDataPath={directory / 'remotewrite'}",
-        "-remoteWrite.flushInterval=200ms",
+        f"-remoteWrite.flushInterval={go_duration(200 * MS)}",
         f"-promscrape.config={config}",
         "-loggerLevel=WARN",
     ]
@@ -243,7 +244,8 @@ def prometheus(tmp_path: Path, scrape_configs: list[dict[str, Any]]) -> contextl
     port = free_port()
     directory = _workdir(tmp_path, f"prometheus-{port}")
     config = directory / "prometheus.yml"
-    config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape_configs}, indent=2))
+    settings = {"global": {"scrape_interval": go_duration(1000 * MS)}, "scrape_configs": scrape_configs}
+    config.write_text(json.dumps(settings, indent=2))
     argv = [
         _binary("prometheus"),
         f"--config.file={config}",
@@ -308,12 +310,12 @@ class WsmonProcess(_Listening):
                 env={**os.environ, **self.env},
             )
         deadline = time.monotonic() + START_TIMEOUT
-        with httpx.Client(trust_env=False, timeout=1.0) as client:
+        with httpx.Client(trust_env=False, timeout=1000 * MS) as client:
             while time.monotonic() < deadline and self.process.poll() is None:
                 with contextlib.suppress(httpx.TransportError):
                     if client.get(self.base + "/-/ready").status_code == 200:
                         return
-                time.sleep(0.02)
+                time.sleep(READY_POLL)
         returncode = self.process.poll()
         self.stop()
         raise self._not_ready("wsmon", "/-/ready", returncode)
@@ -404,21 +406,33 @@ async def scrape(client: httpx.AsyncClient, url: str) -> list[Sample]:
     ]
 
 
-def sample_value(samples: Iterable[Sample], name: str, **labels: str) -> float | None:
-    """The value of the sample with exactly this name and these labels, or None."""
-    for sample in samples:
-        if sample.name == name and sample.labels == labels:
-            return sample.value
-    return None
+def _matching(samples: Iterable[Sample], name: str, labels: Mapping[str, str]) -> list[float]:
+    return [sample.value for sample in samples if sample.name == name and sample.labels == labels]
 
 
-async def until(check: Callable[[], Awaitable[T]], timeout: float, what: str, step: float = 250 * MS) -> T:
-    """Call ``check`` until its answer is truthy and return it; fail after ``timeout`` s.
+def sample_value(samples: Iterable[Sample], name: str, **labels: str) -> float:
+    """The value of the one sample with exactly this name and these labels.
+
+    A missing series fails (AssertionError naming it), never reads as 0: a test that expects
+    a series to be absent says so with ``has_sample``.
+    """
+    found = _matching(samples, name, labels)
+    assert len(found) == 1, f"{len(found)} samples of {name}{labels}, not 1"
+    return found[0]
+
+
+def has_sample(samples: Iterable[Sample], name: str, **labels: str) -> bool:
+    """Whether there is a sample with exactly this name and these labels."""
+    return bool(_matching(samples, name, labels))
+
+
+async def until(check: Callable[[], Awaitable[T | None]], timeout: float, what: str, step: float = 250 * MS) -> T:
+    """Call ``check`` until its answer is truthy and return it; fail after ``timeout`` seconds
+    (a multiple of ``MS``).
 
     ``check`` may also raise AssertionError to say "not yet": the last one is reported.
     """
     loop = asyncio.get_running_loop()
-    timeout *= MS / 0.001  # WSMON_TESTS_TIMEOUT_FACTOR
     deadline = loop.time() + timeout
     last: object = None
     while True:

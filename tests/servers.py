@@ -5,7 +5,8 @@ Every server is an async context manager yielding a ``Server`` (``.url(path)``, 
 ``websockets``' own; the hostile ones are raw asyncio streams sharing one plumbing
 (``raw_server`` + ``Peer``), so each of them is the few lines that make it hostile.
 
-Times are multiples of ``MS`` (``WSMON_TESTS_TIMEOUT_FACTOR=3`` for a slow machine).
+Every duration in the tests is a multiple of ``MS``, the tests' time unit (see its docstring);
+``go_duration`` writes one for a config file or a command line.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "bad_accept_server",
     "dribble_server",
     "echo_server",
+    "go_duration",
     "make_certificates",
     "never_close_server",
     "no_ping_server",
@@ -53,12 +55,26 @@ __all__ = [
 ]
 
 MS = 0.001 * float(os.environ.get("WSMON_TESTS_TIMEOUT_FACTOR", "1"))
+"""The tests' unit of time: one millisecond times ``WSMON_TESTS_TIMEOUT_FACTOR`` (default 1).
+
+Every sleep, timeout, deadline, interval and backoff in the tests is a multiple of ``MS``, also
+those written into configs and command lines (``go_duration(300 * MS)``) and what is asserted
+about them, so ``WSMON_TESTS_TIMEOUT_FACTOR=3 make test`` runs the whole suite three times
+slower on a slow or busy machine. Durations that are data (a duration table, a bucket bound,
+a rule's ``for: 5m``) are not timing and stay literal.
+"""
 HOST = "127.0.0.1"
 SNAPSHOT_SIZE = 4 << 20
 BLOCK_NUMBER_ANSWER = {"jsonrpc": "2.0", "id": 1, "result": "0x1b4"}  # 436
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def go_duration(seconds: float) -> str:
+    """``seconds`` as a Go-style duration in whole milliseconds (``"300ms"``), as wsmon's config
+    and flags, Prometheus and vmagent all take it."""
+    return f"{round(seconds * 1000)}ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +97,7 @@ class Server:
 
 
 def _accept(key: str) -> str:
-    # Computed here, not with wsmon.handshake: the servers must not trust the code under test.
+    # Computed here, not with wsmon.ws.handshake: the servers must not trust the code under test.
     return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
 
 

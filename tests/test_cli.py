@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 from tests.exporter import running_exporter
+from tests.servers import MS, go_duration
+
+OUTPUT_TIMEOUT = 10_000 * MS  # for a line wsmon check prints
 
 
 async def wsmon(*args: str) -> tuple[int, str, str]:
@@ -17,8 +20,7 @@ async def wsmon(*args: str) -> tuple[int, str, str]:
         sys.executable, "-m", "wsmon", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await process.wait(), out.decode(), err.decode()
 
 
 async def test_check_up_prints_phases_and_exits_0() -> None:
@@ -32,7 +34,7 @@ async def test_check_up_prints_phases_and_exits_0() -> None:
 
 
 async def test_check_down_exits_1_with_reason(unused_tcp_port: int) -> None:
-    code, out, _ = await wsmon("check", f"ws://127.0.0.1:{unused_tcp_port}/", "--timeout", "2s")
+    code, out, _ = await wsmon("check", f"ws://127.0.0.1:{unused_tcp_port}/", "--timeout", go_duration(2000 * MS))
     assert code == 1
     assert out.splitlines()[-1].startswith("DOWN (refused) after ")
 
@@ -50,7 +52,8 @@ async def test_check_no_ping_against_echo_and_json() -> None:
 
 async def test_check_count_prints_a_line_each_then_a_summary() -> None:
     async with running_exporter() as exporter:
-        code, out, _ = await wsmon("check", exporter.echo_url, "--count", "3", "--interval", "10ms", "--pings", "2")
+        interval = go_duration(10 * MS)
+        code, out, _ = await wsmon("check", exporter.echo_url, "--count", "3", "--interval", interval, "--pings", "2")
     assert code == 0
     lines = out.splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == ["1", "2", "3"]
@@ -71,14 +74,14 @@ async def test_check_ctrl_c_prints_the_summary_so_far() -> None:
             "--count",
             "1000",
             "--interval",
-            "50ms",
+            go_duration(50 * MS),
             stdout=asyncio.subprocess.PIPE,
         )
         assert process.stdout is not None
-        first = await asyncio.wait_for(process.stdout.readline(), 10)
+        first = await asyncio.wait_for(process.stdout.readline(), OUTPUT_TIMEOUT)
         assert first.startswith(b"1: UP")
         process.send_signal(signal.SIGINT)
-        rest = (await asyncio.wait_for(process.stdout.read(), 10)).decode()
+        rest = (await asyncio.wait_for(process.stdout.read(), OUTPUT_TIMEOUT)).decode()
         code = await process.wait()
     assert "wsmon statistics" in rest
     assert code == 0  # every probe done so far was up

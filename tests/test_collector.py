@@ -1,4 +1,4 @@
-"""The Store as Prometheus text (wsmon.collector): the §4 series, rendered and parsed back.
+"""The Store as Prometheus text (wsmon.continuous.series): the §4 series, rendered and parsed back.
 
 Every scrape renders the store both ways wsmon can: ``render_store`` (the text /metrics and push
 send) and ``write_target`` into a ``MetricSink`` formatted by prometheus_client's
@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
+from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 
 import wsmon.continuous.series
 import wsmon.continuous.store
@@ -63,7 +65,7 @@ PHASES_OK = {"resolve": 0.001, "connect": 0.002, "tls": 0.003, "upgrade": 0.0015
 
 
 def f32(x: float) -> float:
-    return struct.unpack("f", struct.pack("f", x))[0]
+    return float(struct.unpack("f", struct.pack("f", x))[0])
 
 
 def ok(rtt: float, phases: dict[str, float] | None = None) -> ProbeResult:
@@ -121,7 +123,7 @@ def mono() -> float:
 
 
 class Clock:
-    """Stands in for wall-clock time.time() in wsmon.store."""
+    """Stands in for wall-clock time.time() in wsmon.continuous.store."""
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self.now = start
@@ -213,10 +215,10 @@ def _parse(text: str) -> tuple[list[Sample], dict[str, str], dict[str, str]]:
 
 
 class _Collector:
-    def __init__(self, metrics: Iterable[object]) -> None:
+    def __init__(self, metrics: Iterable[Metric]) -> None:
         self._metrics = list(metrics)
 
-    def collect(self) -> Iterable[object]:
+    def collect(self) -> Iterable[Metric]:
         return self._metrics
 
 
@@ -225,7 +227,9 @@ def scrape(store: Store) -> Scrape:
     sink = MetricSink(TARGET_FAMILIES)
     for state in store:
         write_target(sink, state, MONO)
-    metric_text = generate_latest(_Collector(sink.collect())).decode()  # type: ignore[arg-type]
+    registry = CollectorRegistry()
+    registry.register(_Collector(sink.collect()))
+    metric_text = generate_latest(registry).decode()
     samples, types, families = _parse(text)
     metric_samples, _, _ = _parse(metric_text)
     return Scrape(text, types, samples, families, metric_text, metric_samples)

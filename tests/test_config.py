@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,7 +92,7 @@ INVALID: dict[str, str] = {
 NOT_UTF8 = b'# caf\xe9: Latin-1, not UTF-8\n[settings]\ninterval = "30s"\n'
 
 
-def _cases() -> list[object]:
+def _cases() -> list[str]:
     return sorted(INVALID)
 
 
@@ -328,10 +330,12 @@ def test_empty_file_is_a_valid_config(tmp_path: Path) -> None:
     assert load_config(path, env={}) == Config()
 
 
-def _load(tmp_path: Path, text: str, **kwargs: object) -> Config:
+def _load(
+    tmp_path: Path, text: str, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
     path = tmp_path / "t.toml"
     path.write_text(text)
-    return load_config(path, **kwargs)  # type: ignore[arg-type]
+    return load_config(path, env=env, overrides=overrides)
 
 
 MINIMAL_TARGET = '[[targets]]\nname = "t"\nurl = "ws://127.0.0.1:9/"\n'

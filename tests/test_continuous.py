@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -15,7 +15,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import servers
-from tests.servers import MS, Peer, Server
+from tests.servers import MS, Peer, Server, go_duration
 from wsmon.config.file import load_config, parse_config
 from wsmon.config.live import LiveConfig
 from wsmon.continuous.monitor import Monitor
@@ -41,18 +41,41 @@ class Readings:
 
 
 def value(readings: Readings, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(readings.text()):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    return 0.0
+    """The value of the one sample with this name and exactly these labels.
+
+    A missing series fails the test (AssertionError naming it); it never reads as 0.
+    """
+    found = [
+        float(sample.value)
+        for family in text_string_to_metric_families(readings.text())
+        for sample in family.samples
+        if sample.name == name and sample.labels == labels
+    ]
+    assert len(found) == 1, f"{len(found)} samples of {name}{labels}, not 1"
+    return found[0]
 
 
-async def eventually(condition: Any, timeout: float, step: float = 20 * MS) -> None:
-    """Wait until ``condition()`` is true; fail after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+def go_durations(**seconds: float) -> dict[str, str]:
+    """Settings as a config file has them, from durations in seconds (multiples of ``MS``)."""
+    return {key: go_duration(value) for key, value in seconds.items()}
+
+
+async def eventually(condition: Callable[[], object], timeout: float, step: float = 20 * MS) -> None:
+    """Wait until ``condition()`` is true; fail after ``timeout`` seconds (a multiple of ``MS``).
+
+    ``condition`` may raise AssertionError to say "not yet" (a series not there yet): the last
+    one is reported if time runs out.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            if condition():
+                return
+            last: object = "condition not met"
+        except AssertionError as exc:
+            last = exc
+        assert loop.time() < deadline, f"not within {timeout:.3f}s: {last}"
         await asyncio.sleep(step)
 
 
@@ -97,18 +120,19 @@ async def monitoring(data: dict[str, Any], path: Path | None = None) -> AsyncIte
 async def test_persistent_probe_and_hanging_targets_side_by_side() -> None:
     async with servers.echo_server() as echo, servers.silent_server() as silent:
         data = {
-            "settings": {"ping_interval": "100ms", "timeout": "300ms"},
+            "settings": go_durations(ping_interval=100 * MS, timeout=300 * MS),
             "targets": [
                 {"name": "steady", "url": echo.url("/"), "mode": "persistent", "labels": {"chain": "eth"}},
-                {"name": "fresh", "url": echo.url("/"), "interval": "500ms"},
-                {"name": "hanging", "url": silent.url("/"), "interval": "500ms"},
+                {"name": "fresh", "url": echo.url("/"), "interval": go_duration(500 * MS)},
+                {"name": "hanging", "url": silent.url("/"), "interval": go_duration(500 * MS)},
             ],
         }
         async with monitoring(data) as (_monitor, metrics):
             steady = {"target": "steady", "chain": "eth"}
-            await eventually(lambda: value(metrics, "wsmon_connection_state", **steady, state="connected") == 1, 2)
+            connected = {**steady, "state": "connected"}
+            await eventually(lambda: value(metrics, "wsmon_connection_state", **connected) == 1, 2000 * MS)
             pings_before = value(metrics, "wsmon_ping_pong_duration_seconds_count", **steady)
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(2000 * MS)
             pings = value(metrics, "wsmon_ping_pong_duration_seconds_count", **steady) - pings_before
             assert 14 <= pings <= 21, pings  # one per 100 ms
             fresh = value(metrics, "wsmon_probes_total", target="fresh", result="success", reason="none")
@@ -129,31 +153,32 @@ async def test_persistent_target_reconnects_with_backoff() -> None:
     port = servers.refused_port()
     recorder = CloseRecorder()
     data = {
-        "settings": {"ping_interval": "100ms", "reconnect_backoff": "50ms", "reconnect_backoff_max": "400ms"},
+        "settings": go_durations(ping_interval=100 * MS, reconnect_backoff=50 * MS, reconnect_backoff_max=400 * MS),
         "targets": [{"name": "node", "url": f"ws://127.0.0.1:{port}/", "mode": "persistent"}],
     }
     async with monitoring(data) as (monitor, metrics):
         state = monitor.store.get("node")
         assert state is not None
         async with servers.raw_server(recorder, port=port):
-            await eventually(lambda: state.state is ConnectionState.CONNECTED, 3)
+            await eventually(lambda: state.state is ConnectionState.CONNECTED, 3000 * MS)
             assert state.reconnects == 0
         # The server is gone: the connection notices at once (the peer closed it).
-        await eventually(lambda: state.state is not ConnectionState.CONNECTED, 2)
+        await eventually(lambda: state.state is not ConnectionState.CONNECTED, 2000 * MS)
         refused_before = state.failures.get(Reason.REFUSED, 0)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1500 * MS)
         attempts = state.failures.get(Reason.REFUSED, 0) - refused_before
         # 50 ms doubling to 400 ms, with jitter: a handful of attempts, not dozens.
         assert 2 <= attempts <= 12, attempts
         async with servers.raw_server(recorder, port=port):
-            await eventually(lambda: state.state is ConnectionState.CONNECTED, 2)
+            await eventually(lambda: state.state is ConnectionState.CONNECTED, 2000 * MS)
             assert state.reconnects == 1
             assert value(metrics, "wsmon_reconnects_total", target="node") == 1
             assert value(metrics, "wsmon_probes_total", target="node", result="failure", reason="closed") >= 1
 
 
 def write_config(path: Path, targets: list[tuple[str, Server, str]], extra: str = "") -> None:
-    lines = ['[settings]\nping_interval = "100ms"\ninterval = "1s"\ntimeout = "500ms"\n', extra]
+    settings = go_durations(ping_interval=100 * MS, interval=1000 * MS, timeout=500 * MS)
+    lines = ["[settings]\n" + "".join(f'{key} = "{value}"\n' for key, value in settings.items()), extra]
     for name, server, mode in targets:
         lines.append(f'[[targets]]\nname = "{name}"\nurl = "{server.url("/")}"\nmode = "{mode}"\n')
     path.write_text("\n".join(lines))
@@ -171,12 +196,12 @@ async def test_reload_adds_and_removes_without_touching_the_rest(tmp_path: Path)
         async with monitoring({}, path) as (monitor, metrics):
             keep_state, drop_state = monitor.store.get("keep"), monitor.store.get("drop")
             assert keep_state is not None and drop_state is not None
-            await eventually(lambda: keep.connections == 1 and drop.connections == 1, 3)
-            await eventually(lambda: keep_state.pings_ok >= 2, 3)
+            await eventually(lambda: keep.connections == 1 and drop.connections == 1, 3000 * MS)
+            await eventually(lambda: keep_state.pings_ok >= 2, 3000 * MS)
             write_config(path, [("keep", keep_server, "persistent"), ("new", new_server, "persistent")])
             assert monitor.live.reload() is True
-            await eventually(lambda: new.connections == 1, 3)
-            await eventually(lambda: drop.close_codes == [1000], 3)  # removed: a normal closure
+            await eventually(lambda: new.connections == 1, 3000 * MS)
+            await eventually(lambda: drop.close_codes == [1000], 3000 * MS)  # removed: a normal closure
             assert monitor.store.get("keep") is keep_state  # same history…
             assert keep.connections == 1  # …and the same connection
             assert monitor.store.get("drop") is None
@@ -187,7 +212,7 @@ async def test_reload_adds_and_removes_without_touching_the_rest(tmp_path: Path)
             assert value(metrics, "wsmon_config_last_reload_successful") == 0
             assert {s.target.name for s in monitor.store} == {"keep", "new"}
             pings = keep_state.pings_ok
-            await eventually(lambda: keep_state.pings_ok > pings, 2)  # still running
+            await eventually(lambda: keep_state.pings_ok > pings, 2000 * MS)  # still running
 
 
 async def test_stop_sends_going_away_to_every_peer() -> None:
@@ -200,21 +225,21 @@ async def test_stop_sends_going_away_to_every_peer() -> None:
             ]
         }
         async with monitoring(data) as (_monitor, _):
-            await eventually(lambda: first.connections == second.connections == 1, 3)
-        await eventually(lambda: first.close_codes == second.close_codes == [1001], 2)
+            await eventually(lambda: first.connections == second.connections == 1, 3000 * MS)
+        await eventually(lambda: first.close_codes == second.close_codes == [1001], 2000 * MS)
 
 
 async def test_a_connection_that_stops_answering_pings_is_replaced() -> None:
     async with servers.no_ping_server() as silent_pongs:
         data = {
-            "settings": {"ping_interval": "100ms", "timeout": "300ms", "reconnect_backoff": "50ms"},
+            "settings": go_durations(ping_interval=100 * MS, timeout=300 * MS, reconnect_backoff=50 * MS),
             "targets": [{"name": "mute", "url": silent_pongs.url("/"), "mode": "persistent"}],
         }
         async with monitoring(data) as (monitor, metrics):
             state = monitor.store.get("mute")
             assert state is not None
-            await eventually(lambda: state.failures.get(Reason.PING_TIMEOUT, 0) >= 2, 5)
-            await eventually(lambda: state.reconnects >= 1, 3)
+            await eventually(lambda: state.failures.get(Reason.PING_TIMEOUT, 0) >= 2, 5000 * MS)
+            await eventually(lambda: state.reconnects >= 1, 3000 * MS)
             assert Reason.CLOSED not in state.failures  # the drop was ours: counted once, as ping_timeout
             assert value(metrics, "probe_websocket_ping_pong_success", target="mute") == 0
-            assert state.last_error is not None and state.last_error.message == "no pong within 0.3s"
+            assert state.last_error is not None and state.last_error.message == f"no pong within {300 * MS:g}s"

@@ -25,6 +25,7 @@ import pytest
 
 from tests import servers
 from tests.realservers import WsmonProcess, web_user
+from tests.servers import MS, go_duration
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -49,7 +50,13 @@ CANARY_VAR = "WSMON_DASHBOARD_CANARY"
 CANARY = "canary-5c1e0d7a9b3f4e21"
 ADMIN = ("alice", "alice-password-1")
 VIEWER = ("bob", "bob-password-22")
-WAIT_MS = 10_000  # state changes take a ping interval or a backoff: well under this
+WAIT = 10_000 * MS  # state changes take a ping interval or a backoff: well under this
+THREAD_TIMEOUT = 5000 * MS  # for the WebSocket server's thread to start or stop
+
+
+def ms(seconds: float) -> float:
+    """Playwright's unit: milliseconds."""
+    return seconds * 1000
 
 
 # --- a WebSocket server we can stop and start again on the same port ---------------------------
@@ -94,16 +101,16 @@ class ThreadedServer:
 
         self._thread = threading.Thread(target=run, name=f"ws-server-{self.port}", daemon=True)
         self._thread.start()
-        assert ready.wait(5), "the WebSocket server did not start"
+        assert ready.wait(THREAD_TIMEOUT), "the WebSocket server did not start"
         if failure:
-            self._thread.join(5)
+            self._thread.join(THREAD_TIMEOUT)
             self._thread = None
             raise failure[0]
 
     def stop(self) -> None:
         assert self._thread is not None and self._loop is not None and self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
+        self._thread.join(THREAD_TIMEOUT)
         assert not self._thread.is_alive(), "the WebSocket server did not stop"
         self._thread = None
 
@@ -147,9 +154,9 @@ def wsmon(tmp_path_factory: pytest.TempPathFactory, feed_server: ThreadedServer)
     config.write_text(
         f"""
 [settings]
-reconnect_backoff = "100ms"
-reconnect_backoff_max = "500ms"
-ping_interval = "500ms"
+reconnect_backoff = "{go_duration(100 * MS)}"
+reconnect_backoff_max = "{go_duration(500 * MS)}"
+ping_interval = "{go_duration(500 * MS)}"
 
 [[targets]]
 name = "feed"
@@ -160,8 +167,8 @@ labels = {{ team = "markets" }}
 [[targets]]
 name = "echo-probe"
 url = "ws://127.0.0.1:{port}/ws/echo?apikey=${{{CANARY_VAR}}}"
-interval = "1s"
-timeout = "800ms"
+interval = "{go_duration(1000 * MS)}"
+timeout = "{go_duration(800 * MS)}"
 
 [[targets]]
 name = "backup-node"
@@ -186,7 +193,7 @@ def _page(browser: Browser, credentials: tuple[str, str]) -> Page:
         http_credentials={"username": credentials[0], "password": credentials[1]},
         viewport={"width": 1400, "height": 760},
     )
-    context.set_default_timeout(WAIT_MS)
+    context.set_default_timeout(ms(WAIT))
     return context.new_page()
 
 
@@ -196,8 +203,8 @@ def row(page: Page, name: str) -> Locator:
 
 def expect_status(page: Page, name: str, status: str) -> None:
     badge = row(page, name).locator(".status")
-    expect(badge).to_have_text(status, timeout=WAIT_MS)
-    expect(badge).to_have_class(re.compile(rf"\bstatus-{status}\b"), timeout=WAIT_MS)
+    expect(badge).to_have_text(status, timeout=ms(WAIT))
+    expect(badge).to_have_class(re.compile(rf"\bstatus-{status}\b"), timeout=ms(WAIT))
 
 
 CYAN, GREEN, RED, GREY = "rgb(0, 172, 193)", "rgb(46, 125, 50)", "rgb(211, 47, 47)", "rgb(120, 128, 140)"
@@ -248,7 +255,7 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     assert dot_colour(page, "feed") == CYAN
     assert dot_colour(page, "echo-probe") == GREEN
     assert dot_colour(page, "backup-node") == RED
-    page.wait_for_timeout(2500)  # two more polls: a fuller sparkline for the picture
+    page.wait_for_timeout(ms(2500 * MS))  # two more polls: a fuller sparkline for the picture
     page.screenshot(path=ARTIFACTS / "dashboard-connected.png", full_page=True)
 
     # The server goes away: red "disconnected" without a reload, with the reason; then cyan again.
@@ -286,7 +293,7 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     expect(page.locator("#banner")).to_contain_text("wsmon unreachable, retrying")
     page.screenshot(path=ARTIFACTS / "dashboard-unreachable.png", full_page=True)
     wsmon.start()
-    expect(page.locator("#banner")).to_be_hidden(timeout=WAIT_MS)
+    expect(page.locator("#banner")).to_be_hidden(timeout=ms(WAIT))
     expect_status(page, "added-one", "connected")
     expect(added.locator(".badge.runtime")).to_be_visible()
     assert page.evaluate("window.__sameDocument") == "yes"
@@ -311,7 +318,7 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     # Remove: a dismissed confirm() sends nothing; an accepted one removes the row.
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_role("button", name="Remove added-one", exact=True).click()
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(ms(300 * MS))
     assert not [m for m in methods if m.startswith("DELETE ")]
     expect(added).to_have_count(1)
     dialogs: list[str] = []

@@ -1,4 +1,4 @@
-"""Probe deadlines on a shared timer (wsmon.deadline): what asyncio.timeout does, cheaper."""
+"""Probe deadlines on a shared timer (wsmon.probe.deadline): what asyncio.timeout does, cheaper."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from tests.servers import MS
 from wsmon.probe import deadline as deadline_module
 from wsmon.probe.deadline import Deadline
 
-SLACK = 100 * MS
+SLACK = 100 * MS  # how late a deadline may fire
+FOREVER = 10_000 * MS  # a sleep only a deadline ends
 
 
 async def sleeper(seconds: float, timeout: float) -> float:
@@ -28,13 +29,13 @@ async def test_a_deadline_that_passes_raises_timeout_error_on_time() -> None:
     loop = asyncio.get_running_loop()
     began = loop.time()
     with pytest.raises(TimeoutError):
-        await sleeper(10, 0.2)
-    assert 0.2 <= loop.time() - began <= 0.2 + SLACK
+        await sleeper(FOREVER, 200 * MS)
+    assert 200 * MS <= loop.time() - began <= 200 * MS + SLACK
 
 
 async def test_a_block_done_in_time_is_never_cancelled_later() -> None:
-    assert await sleeper(0.05, 0.1) < 0.1
-    await asyncio.sleep(0.15)  # past the old deadline: nothing may cancel this task now
+    assert await sleeper(50 * MS, 100 * MS) < 100 * MS
+    await asyncio.sleep(150 * MS)  # past the old deadline: nothing may cancel this task now
 
 
 async def test_out_of_order_deadlines_each_end_on_time() -> None:
@@ -44,19 +45,19 @@ async def test_out_of_order_deadlines_each_end_on_time() -> None:
 
     async def run(name: str, timeout: float) -> None:
         with pytest.raises(TimeoutError):
-            await sleeper(10, timeout)
+            await sleeper(FOREVER, timeout)
         ends[name] = loop.time() - began
 
     # The later deadline arrives first: the earlier one must still get its own timer.
-    await asyncio.gather(run("late", 0.4), run("early", 0.1), run("middle", 0.25))
-    assert 0.1 <= ends["early"] < 0.1 + SLACK
-    assert 0.25 <= ends["middle"] < 0.25 + SLACK
-    assert 0.4 <= ends["late"] < 0.4 + SLACK
+    timeouts = {"late": 400 * MS, "early": 100 * MS, "middle": 250 * MS}
+    await asyncio.gather(*(run(name, timeout) for name, timeout in timeouts.items()))
+    for name, timeout in timeouts.items():
+        assert timeout <= ends[name] < timeout + SLACK, name
 
 
 async def test_an_outside_cancellation_goes_through() -> None:
-    task = asyncio.create_task(sleeper(10, 5))
-    await asyncio.sleep(0.05)
+    task = asyncio.create_task(sleeper(FOREVER, 5000 * MS))
+    await asyncio.sleep(50 * MS)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -65,7 +66,7 @@ async def test_an_outside_cancellation_goes_through() -> None:
 async def test_finished_entries_do_not_pile_up() -> None:
     loop = asyncio.get_running_loop()
     for _ in range(5000):
-        with Deadline(loop, loop.time() + 60):  # far deadlines: only sweeping removes them
+        with Deadline(loop, loop.time() + 60_000 * MS):  # far deadlines: only sweeping removes them
             pass
     queue = deadline_module._queues[loop]
     assert queue.running == 0
@@ -74,7 +75,7 @@ async def test_finished_entries_do_not_pile_up() -> None:
 
 def test_a_loop_that_ran_probes_can_be_freed() -> None:
     loop = asyncio.new_event_loop()
-    loop.run_until_complete(sleeper(0, 1))
+    loop.run_until_complete(sleeper(0, 1000 * MS))
     assert loop in deadline_module._queues
     ref = weakref.ref(loop)
     loop.close()

@@ -34,13 +34,16 @@ from websockets.exceptions import ConnectionClosed
 
 from tests import servers
 from tests.realservers import wsmon_serve
+from tests.servers import MS, go_duration
 from wsmon.continuous.series import TARGET_FAMILIES
 from wsmon.continuous.shard import parse_shard
 
 try:
     import yaml
 except ImportError:  # PyYAML belongs in the dev dependencies
-    yaml = None
+    HAVE_YAML = False
+else:
+    HAVE_YAML = True
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -67,22 +70,23 @@ needs_vmalert = _needs_tool("vmalert", "victoria-metrics")
 needs_kubectl = pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl is not installed: the kustomize builds are not checked"
 )
-needs_yaml = pytest.mark.skipif(yaml is None, reason="PyYAML is not installed (pip install -e '.[dev]')")
+needs_yaml = pytest.mark.skipif(not HAVE_YAML, reason="PyYAML is not installed (pip install -e '.[dev]')")
 
 
 def run(
     *argv: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    strings = [str(a) for a in argv]
+    return subprocess.run(strings, capture_output=True, text=True, cwd=cwd, env=env, timeout=120_000 * MS)
 
 
 def load_yaml(path: Path) -> Any:
-    assert yaml is not None
+    assert HAVE_YAML, "PyYAML is not installed"
     return yaml.safe_load(path.read_text())
 
 
 def load_documents(text: str) -> list[dict[str, Any]]:
-    assert yaml is not None
+    assert HAVE_YAML, "PyYAML is not installed"
     return [doc for doc in yaml.safe_load_all(text) if doc is not None]
 
 
@@ -247,7 +251,7 @@ def test_dashboard_structure() -> None:
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
     assert variables["target"]["type"] == "query"
-    assert variables["target"]["multi"] and variables["target"]["includeAll"]
+    assert (variables["target"]["multi"], variables["target"]["includeAll"]) == (True, True)
     panels = list(dashboard_panels())
     ids = [panel["id"] for panel in panels]
     assert len(ids) == len(set(ids))
@@ -309,6 +313,7 @@ def test_dashboard_queries_parse_with_vmalert(tmp_path: Path) -> None:
 @contextlib.asynccontextmanager
 async def new_heads_server() -> AsyncIterator[servers.Server]:
     """A node's eth_subscribe("newHeads"): the subscription id, then a new head every 100 ms."""
+    every = 100 * MS
 
     async def handler(ws: ServerConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -317,7 +322,7 @@ async def new_heads_server() -> AsyncIterator[servers.Server]:
             for number in range(0x100, 0x100000):
                 head = {"subscription": "0xcafe", "result": {"number": hex(number)}}
                 await ws.send(json.dumps({"jsonrpc": "2.0", "method": "eth_subscription", "params": head}))
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(every)
 
     async with serve(handler, servers.HOST, 0, ping_interval=None, compression=None) as server:
         yield servers.Server(port=next(iter(server.sockets)).getsockname()[1])
@@ -353,7 +358,7 @@ def served_names(exposition: str) -> set[str]:
 
 async def test_every_metric_the_rules_and_dashboard_use_is_served(tmp_path: Path) -> None:
     used: dict[str, set[str]] = {}
-    for rule in rules() if yaml is not None else []:
+    for rule in rules() if HAVE_YAML else []:
         for name in metric_names(rule["expr"]):
             used.setdefault(name, set()).add(f"alert {rule['alert']}")
     for name in dashboard_metric_names():
@@ -372,10 +377,10 @@ async def test_every_metric_the_rules_and_dashboard_use_is_served(tmp_path: Path
         config.write_text(
             f"""
 [settings]
-interval = "1s"
-timeout = "500ms"
-ping_interval = "250ms"
-window = "1m"
+interval = "{go_duration(1000 * MS)}"
+timeout = "{go_duration(500 * MS)}"
+ping_interval = "{go_duration(250 * MS)}"
+window = "{go_duration(60_000 * MS)}"
 
 [modules.eth]
 ping = true
@@ -404,25 +409,25 @@ url = "{dead}"
 [[push]]
 name = "sink"
 url = "http://{servers.HOST}:{sink.port}"
-interval = "1s"
-timeout = "500ms"
+interval = "{go_duration(1000 * MS)}"
+timeout = "{go_duration(500 * MS)}"
 
 [[push]]
 name = "nowhere"
 url = "http://{servers.HOST}:{servers.refused_port()}"
-interval = "1s"
-timeout = "500ms"
+interval = "{go_duration(1000 * MS)}"
+timeout = "{go_duration(500 * MS)}"
 """
         )
         served: set[str] = set()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
+        deadline = loop.time() + 30_000 * MS
         async with (
             wsmon_serve(tmp_path, config) as wsmon,
             httpx.AsyncClient(base_url=wsmon.base) as client,
         ):
             while loop.time() < deadline and not wanted <= served:
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(500 * MS)
                 with contextlib.suppress(httpx.TransportError):
                     response = await client.get("/metrics")
                     if response.status_code == 200:
@@ -557,6 +562,7 @@ def workloads() -> list[dict[str, Any]]:
 
 
 def container(workload: dict[str, Any]) -> dict[str, Any]:
+    only: dict[str, Any]
     (only,) = workload["spec"]["template"]["spec"]["containers"]
     return only
 

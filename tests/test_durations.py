@@ -1,4 +1,4 @@
-"""Go-style durations (wsmon.durations)."""
+"""Go-style durations (wsmon.config.durations)."""
 
 from __future__ import annotations
 

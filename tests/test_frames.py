@@ -1,4 +1,4 @@
-"""WebSocket framing: client frames out, server frames in (wsmon.frames)."""
+"""WebSocket framing: client frames out, server frames in (wsmon.ws.frames)."""
 
 from __future__ import annotations
 

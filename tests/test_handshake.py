@@ -1,4 +1,4 @@
-"""The opening handshake, client side (wsmon.handshake)."""
+"""The opening handshake, client side (wsmon.ws.handshake)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from wsmon.errors import HandshakeError
-from wsmon.ws.handshake import Response, accept_key, build_request, new_key, parse_response
+from wsmon.ws.handshake import accept_key, build_request, new_key, parse_response
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -34,23 +34,31 @@ def test_new_key_is_16_random_bytes_in_base64() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("host", "resource", "headers", "subprotocols", "expected"),
     [
         (
-            ("example.com", "/", KEY, ()),
+            "example.com",
+            "/",
+            (),
+            (),
             "GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
         ),
         (
-            ("[::1]:8546", "/ws?x=1", KEY, (("User-Agent", "wsmon/1"), ("Origin", "https://a.example")), ("v1", "v2")),
+            "[::1]:8546",
+            "/ws?x=1",
+            (("User-Agent", "wsmon/1"), ("Origin", "https://a.example")),
+            ("v1", "v2"),
             "GET /ws?x=1 HTTP/1.1\r\nHost: [::1]:8546\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
             "Sec-WebSocket-Protocol: v1, v2\r\nUser-Agent: wsmon/1\r\nOrigin: https://a.example\r\n\r\n",
         ),
     ],
 )
-def test_build_request(args: tuple, expected: str) -> None:  # type: ignore[type-arg]
-    assert build_request(*args) == expected.encode()
+def test_build_request(
+    host: str, resource: str, headers: tuple[tuple[str, str], ...], subprotocols: tuple[str, ...], expected: str
+) -> None:
+    assert build_request(host, resource, KEY, headers, subprotocols) == expected.encode()
 
 
 @pytest.mark.parametrize(
@@ -72,7 +80,6 @@ def test_build_request(args: tuple, expected: str) -> None:  # type: ignore[type
 )
 def test_valid_responses(lines: tuple[str, ...], offered: tuple[str, ...], subprotocol: str | None) -> None:
     response = parse_response(head(*lines), KEY, offered)
-    assert isinstance(response, Response)
     assert (response.status, response.subprotocol) == (101, subprotocol)
     assert response.headers["sec-websocket-accept"] == ACCEPT
 

@@ -1,4 +1,4 @@
-"""LatencyHistogram (wsmon.histogram): Prometheus bucket semantics (le = less or equal)."""
+"""LatencyHistogram (wsmon.metrics.histogram): Prometheus bucket semantics (le = less or equal)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Probe modules: built-ins, defaults and ``[modules.<name>]`` validation (wsmon.modules)."""
+"""Probe modules: built-ins, defaults and ``[modules.<name>]`` validation (wsmon.probe.module, wsmon.config.modules)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from wsmon import __version__
 from wsmon.config.modules import parse_module
 from wsmon.errors import ConfigError
+from wsmon.probe.jsonpath import JsonPath
 from wsmon.probe.module import BUILTIN_MODULES, DEFAULT_MAX_MESSAGE_SIZE, Module, Step
 from wsmon.redact import MASK, secrets
 from wsmon.ws.tls import TLSOptions
@@ -53,7 +54,9 @@ def test_empty_table_gives_the_defaults() -> None:
         ((("USER-AGENT", "mine/1"), ("Origin", "o")), (("USER-AGENT", "mine/1"), ("Origin", "o"))),
     ],
 )
-def test_request_headers_carry_a_user_agent(headers: tuple[tuple[str, str], ...], sent: tuple) -> None:  # type: ignore[type-arg]
+def test_request_headers_carry_a_user_agent(
+    headers: tuple[tuple[str, str], ...], sent: tuple[tuple[str, str], ...]
+) -> None:
     assert Module(name="m", headers=headers).request_headers == sent
 
 
@@ -68,8 +71,8 @@ def test_with_overrides_returns_a_new_module() -> None:
     [
         (Step(send="x"), False),
         (Step(expect=re.compile("x")), True),
-        (Step(send="x", expect_json=object()), True),  # type: ignore[arg-type]
-        (Step(send="x", extract=object()), True),  # type: ignore[arg-type]
+        (Step(send="x", expect_json=JsonPath.parse("result")), True),
+        (Step(send="x", extract=JsonPath.parse("result")), True),
     ],
 )
 def test_step_waits(step: Step, waits: bool) -> None:

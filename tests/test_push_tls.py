@@ -29,8 +29,12 @@ async def https_server(tls_certificates: TLSCertificates) -> AsyncIterator[tuple
     """A server presenting a certificate for ``push.example``, and the SNI names it was sent."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls_certificates.ca.issue_cert(NAME).configure_cert(context)
-    names: list[str | None] = []
-    context.sni_callback = lambda _sock, name, _context: names.append(name)  # type: ignore[func-returns-value]
+    names: list[str | None] = []  # None: no SNI sent
+
+    def remember(_sock: ssl.SSLObject, name: str, _context: ssl.SSLContext) -> None:
+        names.append(name)
+
+    context.sni_callback = remember
     async with raw_server(_no_content, ssl_context=context) as server:
         yield server, names
 
@@ -41,7 +45,12 @@ async def _render() -> bytes:
 
 async def _push(server: Server, tls: dict[str, object], kind: str = "victoriametrics") -> bool:
     """Push once, then stop (a Pushgateway group is deleted on the way out)."""
-    table = {"url": f"https://127.0.0.1:{server.port}", "kind": kind, "bearer_token": TOKEN, "tls": tls}
+    table: dict[str, object] = {
+        "url": f"https://127.0.0.1:{server.port}",
+        "kind": kind,
+        "bearer_token": TOKEN,
+        "tls": tls,
+    }
     if kind == "pushgateway":
         table["delete_on_shutdown"] = True
     pusher = Pusher(parse_push(table, 1, "t.toml", env={}), _render, ExporterMetrics())

@@ -31,10 +31,16 @@ from tests.realservers import (
     vmagent,
     wsmon_serve,
 )
+from tests.servers import MS, go_duration
 
 JOB = "websocket"
 CANARY = "CANARY-token-5f0c1e9a"
 PROBE_NAMES = ("probe_success", "probe_websocket_up", "probe_websocket_ping_pong_success")
+SCRAPE_INTERVAL = SCRAPE_TIMEOUT = 1000 * MS
+TIMEOUT_OFFSET = 500 * MS  # wsmon serve's --timeout-offset: what it leaves the scraper
+HTTP_TIMEOUT = 5000 * MS
+
+Found = dict[tuple[str, str], tuple[dict[str, str], float]]  # (name, instance) → (labels, value)
 
 
 def probe_job(prober: str, targets: list[str], module: str = "ping") -> dict[str, Any]:
@@ -45,8 +51,8 @@ def probe_job(prober: str, targets: list[str], module: str = "ping") -> dict[str
         "job_name": f"probe/monitoring/{JOB}",
         "metrics_path": "/probe",
         "params": {"module": [module]},
-        "scrape_interval": "1s",
-        "scrape_timeout": "1s",
+        "scrape_interval": go_duration(SCRAPE_INTERVAL),
+        "scrape_timeout": go_duration(SCRAPE_TIMEOUT),
         "static_configs": [{"targets": targets}],
         "relabel_configs": [
             {"source_labels": ["__address__"], "target_label": "__param_target"},
@@ -86,18 +92,19 @@ async def probed(tmp_path: Path, kind: str, scraper: Scraper) -> AsyncIterator[S
             config.write_text(
                 # A token in the path of one, in the query of the other; both from the environment.
                 f'[[targets]]\nname = "node1"\nurl = "{one.url("/")}${{NODE_TOKEN}}"\nmode = "persistent"\n'
-                f'[[targets]]\nname = "node2"\nurl = "{two.url("/")}?apikey=${{NODE_TOKEN}}"\ninterval = "1m"\n'
+                f'[[targets]]\nname = "node2"\nurl = "{two.url("/")}?apikey=${{NODE_TOKEN}}"\n'
+                f'interval = "{go_duration(60_000 * MS)}"\n'
             )
             env, secret = {"NODE_TOKEN": CANARY}, CANARY
             targets = ["node1", "node2"]
         async with (
             scraper(f"{servers.HOST}:{port}", targets) as scraping,
-            wsmon_serve(tmp_path, config, env=env, port=port) as wsmon,
+            wsmon_serve(tmp_path, config, "--timeout-offset", go_duration(TIMEOUT_OFFSET), env=env, port=port) as wsmon,
         ):
             yield Setup(wsmon, scraping, targets, secret)
 
 
-def check_probe_series(found: dict[tuple[str, str], tuple[dict[str, str], float]], targets: list[str]) -> None:
+def check_probe_series(found: Found, targets: list[str]) -> None:
     """``found``: (name, instance) → (labels without __name__, value)."""
     for instance in targets:
         labels = {"job": JOB, "instance": instance}
@@ -105,12 +112,19 @@ def check_probe_series(found: dict[tuple[str, str], tuple[dict[str, str], float]
             assert found[name, instance] == (labels, 1.0), (name, instance)
         rtt_labels, rtt = found["probe_websocket_ping_pong_duration_seconds", instance]
         assert rtt_labels == labels
-        assert 0 < rtt < 0.5, rtt  # the module's deadline: scrape timeout 1s less the 0.5s offset
+        assert 0 < rtt < SCRAPE_TIMEOUT - TIMEOUT_OFFSET, rtt  # the probe's deadline
         assert found["up", instance] == (labels, 1.0)
 
 
-def by_name_and_instance(series: list[Series]) -> dict[tuple[str, str], tuple[dict[str, str], float]]:
+def by_name_and_instance(series: list[Series]) -> Found:
     return {(s.name, s.labels.get("instance", "")): (s.labels, s.last) for s in series}
+
+
+def all_succeeded(found: Found, targets: list[str]) -> Found | None:
+    """``found`` once every target's probe_success is 1; AssertionError naming one that has none."""
+    for target in targets:
+        assert ("probe_success", target) in found, f"no probe_success for {target} yet"
+    return found if all(found["probe_success", target][1] == 1 for target in targets) else None
 
 
 @needs("victoria-metrics", "vmagent")
@@ -121,14 +135,16 @@ async def test_vmagent_scrapes_probe_like_a_vmprobe(tmp_path: Path, kind: str) -
         def scraper(prober: str, targets: list[str]) -> contextlib.AbstractAsyncContextManager[Running]:
             return vmagent(tmp_path, vm.base, [probe_job(prober, targets)])
 
-        async with probed(tmp_path, kind, scraper) as setup, httpx.AsyncClient(trust_env=False, timeout=5) as client:
+        async with (
+            probed(tmp_path, kind, scraper) as setup,
+            httpx.AsyncClient(trust_env=False, timeout=HTTP_TIMEOUT) as client,
+        ):
 
-            async def arrived() -> dict[tuple[str, str], tuple[dict[str, str], float]] | None:
+            async def arrived() -> Found | None:
                 series, _ = await vm_export(client, vm, f'{{job="{JOB}"}}')
-                found = by_name_and_instance(series)
-                return found if all(found.get(("probe_success", t), ({}, 0))[1] == 1 for t in setup.targets) else None
+                return all_succeeded(by_name_and_instance(series), setup.targets)
 
-            found = await until(arrived, 15, "probe_success of both targets in VictoriaMetrics")
+            found = await until(arrived, 15_000 * MS, "probe_success of both targets in VictoriaMetrics")
             _, everything = await vm_export(client, vm)
             check_probe_series(found, setup.targets)
             assert {instance for _, instance in found} == set(setup.targets)
@@ -144,19 +160,21 @@ async def test_prometheus_scrapes_probe_blackbox_style(tmp_path: Path, kind: str
     def scraper(prober: str, targets: list[str]) -> contextlib.AbstractAsyncContextManager[Running]:
         return prometheus(tmp_path, [probe_job(prober, targets)])
 
-    async with probed(tmp_path, kind, scraper) as setup, httpx.AsyncClient(trust_env=False, timeout=5) as client:
+    async with (
+        probed(tmp_path, kind, scraper) as setup,
+        httpx.AsyncClient(trust_env=False, timeout=HTTP_TIMEOUT) as client,
+    ):
         prom = setup.scraper
 
-        async def arrived() -> dict[tuple[str, str], tuple[dict[str, str], float]] | None:
-            results = await prom_query(client, prom, f'{{job="{JOB}"}}')
-            found = {}
-            for labels, value in results:
+        async def arrived() -> Found | None:
+            found: Found = {}
+            for labels, value in await prom_query(client, prom, f'{{job="{JOB}"}}'):
                 labels = dict(labels)
                 name = labels.pop("__name__")
                 found[name, labels.get("instance", "")] = (labels, value)
-            return found if all(found.get(("probe_success", t), ({}, 0))[1] == 1 for t in setup.targets) else None
+            return all_succeeded(found, setup.targets)
 
-        found = await until(arrived, 15, "probe_success of both targets in Prometheus")
+        found = await until(arrived, 15_000 * MS, "probe_success of both targets in Prometheus")
         check_probe_series(found, setup.targets)
         assert {instance for _, instance in found} == set(setup.targets)
         if setup.secret is not None:

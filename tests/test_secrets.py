@@ -6,12 +6,16 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import structlog
 
 from tests.exporter import RunningExporter, running_exporter
-from wsmon.config.file import parse_config
+from tests.servers import MS, go_duration
+from wsmon.config.file import Config, parse_config
 from wsmon.logs import configure_logging
 
 CANARY = "CANARY-s3cr3t-7f1e9a2b4c"
@@ -19,16 +23,17 @@ HEADER_CANARY = "HDRCANARY-0d9c8b7a6f"
 FILE_CANARY = "FILECANARY-5e4d3c2b1a"
 
 
-def canary_targets(exporter: RunningExporter, refused_port: int) -> list[str]:
+def canary_targets(exporter: RunningExporter, refused_port: int) -> dict[str, bool]:
+    """Targets with the canary in every place a URL can carry it → whether a probe succeeds."""
     base = f"127.0.0.1:{exporter.port}"
-    return [
-        f"ws://{base}/ws/echo/{CANARY}",  # token as a path segment (the server answers 403)
-        f"ws://{base}/{CANARY}",
-        f"ws://{base}/ws/echo?apikey={CANARY}",  # token in the query (succeeds)
-        f"ws://user:{CANARY}@{base}/ws/echo",  # password in userinfo (succeeds)
-        f"ws://127.0.0.1:{refused_port}/{CANARY}?key={CANARY}",  # refused
-        f"wss://{base}/ws/echo/{CANARY}",  # TLS to a plain server: tls failure
-    ]
+    return {
+        f"ws://{base}/ws/echo/{CANARY}": False,  # token as a path segment (the server answers 403)
+        f"ws://{base}/{CANARY}": False,
+        f"ws://{base}/ws/echo?apikey={CANARY}": True,  # token in the query
+        f"ws://user:{CANARY}@{base}/ws/echo": True,  # password in userinfo
+        f"ws://127.0.0.1:{refused_port}/{CANARY}?key={CANARY}": False,  # refused
+        f"wss://{base}/ws/echo/{CANARY}": False,  # TLS to a plain server: tls failure
+    }
 
 
 def assert_clean(text: str) -> None:
@@ -37,8 +42,8 @@ def assert_clean(text: str) -> None:
 
 
 @pytest.fixture
-def secret_config(tmp_path: pytest.TempPathFactory) -> object:
-    token_file = tmp_path / "token"  # type: ignore[operator]
+def secret_config(tmp_path: Path) -> Config:
+    token_file = tmp_path / "token"
     token_file.write_text(FILE_CANARY + "\n")
     return parse_config(
         {
@@ -53,24 +58,40 @@ def secret_config(tmp_path: pytest.TempPathFactory) -> object:
     )
 
 
-async def test_no_canary_in_probe_output_metrics_or_logs(
-    secret_config: object, capfd: pytest.CaptureFixture[str], unused_tcp_port: int
-) -> None:
-    configure_logging(logging.DEBUG)
+@pytest.fixture
+def saved_logging() -> Iterator[None]:
+    """The logging configuration of before the test, back after it."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    chatty = {name: logging.getLogger(name).level for name in ("uvicorn.error", "httpx", "httpcore")}
     try:
-        async with running_exporter(secret_config, debug=True) as exporter:  # type: ignore[arg-type]
-            seen: list[str] = []
-            for target in canary_targets(exporter, unused_tcp_port):
-                for module in ("ping", "hdr", "filetoken", "basic"):
-                    for debug in ("true", "false"):
-                        response = await exporter.client.get(
-                            "/probe", params={"target": target, "module": module, "debug": debug}
-                        )
-                        seen.append(response.text)
-            seen.append((await exporter.client.get("/metrics")).text)
-        logged = capfd.readouterr()
+        yield
     finally:
-        configure_logging(logging.WARNING)
+        structlog.configure(**saved)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, chatty_level in chatty.items():
+            logging.getLogger(name).setLevel(chatty_level)
+
+
+@pytest.mark.usefixtures("saved_logging")
+async def test_no_canary_in_probe_output_metrics_or_logs(
+    secret_config: Config, capfd: pytest.CaptureFixture[str], unused_tcp_port: int
+) -> None:
+    configure_logging(logging.DEBUG)  # into the sys.stderr of the moment: capfd's, closed after the test
+    structlog.configure(cache_logger_on_first_use=False)  # so no logger may keep it
+    async with running_exporter(secret_config, debug=True) as exporter:
+        seen: list[str] = []
+        for target in canary_targets(exporter, unused_tcp_port):
+            for module in ("ping", "hdr", "filetoken", "basic"):
+                for debug in ("true", "false"):
+                    response = await exporter.client.get(
+                        "/probe", params={"target": target, "module": module, "debug": debug}
+                    )
+                    seen.append(response.text)
+        seen.append((await exporter.client.get("/metrics")).text)
+    logged = capfd.readouterr()
     assert any('reason="http_status"' in s for s in seen)
     assert any("probe_success 1.0" in s for s in seen)
     assert any('reason="refused"' in s for s in seen)
@@ -92,16 +113,15 @@ async def _run_check(*args: str) -> tuple[int, str]:
         env={**os.environ, "WSMON_TEST_TOKEN": HEADER_CANARY},
     )
     output, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    return await process.wait(), output.decode()
 
 
 async def test_no_canary_in_check_output(unused_tcp_port: int) -> None:
     async with running_exporter() as exporter:
-        for target in canary_targets(exporter, unused_tcp_port):
-            for extra in ([], ["--json"], ["--debug", "--count", "2", "--interval", "10ms"]):
+        for target, up in canary_targets(exporter, unused_tcp_port).items():
+            for extra in ([], ["--json"], ["--debug", "--count", "2", "--interval", go_duration(10 * MS)]):
                 code, output = await _run_check(target, "-H", f"Authorization: Bearer {HEADER_CANARY}", *extra)
-                assert code in (0, 1)
+                assert code == (0 if up else 1), (target, extra, output)
                 assert_clean(output)
                 assert "****" in output
 

@@ -12,6 +12,7 @@ import httpx
 
 from tests import servers
 from tests.realservers import wsmon_serve
+from tests.servers import MS
 from tests.test_continuous import CloseRecorder, eventually
 
 
@@ -30,12 +31,12 @@ async def test_sigterm_closes_every_connection_with_1001_and_exits_0(tmp_path: P
             )
         )
         async with wsmon_serve(tmp_path, config) as wsmon:
-            await eventually(lambda: all(r.connections == 1 for r in recorders), 5)
+            await eventually(lambda: all(r.connections == 1 for r in recorders), 5000 * MS)
             began = time.monotonic()
             returncode = await wsmon.stop()  # SIGTERM
             elapsed = time.monotonic() - began
     assert returncode == 0, wsmon.log()
-    assert elapsed < 5
+    assert elapsed < 5000 * MS
     assert [r.close_codes for r in recorders] == [[1001]] * 3
 
 
@@ -47,14 +48,15 @@ async def test_systemd_notifications_and_sighup_reload(tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     seen: list[str] = []
 
-    async def wait_for(message: str, timeout: float = 5) -> None:
+    async def wait_for(message: str, timeout: float = 5000 * MS) -> None:
         async def receive() -> None:
             while message not in seen:
                 seen.extend((await loop.sock_recv(notify, 4096)).decode().splitlines())
 
         await asyncio.wait_for(receive(), timeout)
 
-    env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "200000"}
+    watchdog = 200 * MS
+    env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": str(round(watchdog * 1_000_000))}
     with notify:
         async with servers.echo_server() as echo:
             config = tmp_path / "targets.toml"
@@ -63,7 +65,7 @@ async def test_systemd_notifications_and_sighup_reload(tmp_path: Path) -> None:
                 process = wsmon.process
                 await wait_for("READY=1")
                 seen.clear()
-                await wait_for("WATCHDOG=1", 2)
+                await wait_for("WATCHDOG=1", 10 * watchdog)
                 config.write_text(config.read_text() + f'[[targets]]\nname = "b"\nurl = "{echo.url("/")}"\n')
                 process.send_signal(signal.SIGHUP)
                 await wait_for("RELOADING=1")
@@ -81,7 +83,7 @@ async def test_systemd_notifications_and_sighup_reload(tmp_path: Path) -> None:
                     assert 'wsmon_targets{mode="persistent"} 1.0' in metrics
                 process.send_signal(signal.SIGTERM)
                 await wait_for("STOPPING=1")
-                await asyncio.wait_for(process.wait(), 10)
+                await asyncio.wait_for(process.wait(), 10_000 * MS)
                 assert process.returncode == 0
 
 

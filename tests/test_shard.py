@@ -1,4 +1,5 @@
-"""``--shard=I/N`` (wsmon.shard) and the spread of probe start times (wsmon.scheduler.start_offset)."""
+"""``--shard=I/N`` (wsmon.continuous.shard) and the spread of probe start times
+(wsmon.continuous.scheduler.start_offset)."""
 
 from __future__ import annotations
 

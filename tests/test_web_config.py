@@ -39,7 +39,7 @@ def test_probe_allow(target: str, is_name: bool, allowed: bool) -> None:
 
 
 def test_without_rules_anything_goes() -> None:
-    assert WebConfig().probe_allowed("wss://anywhere/", False)
+    assert WebConfig().probe_allowed("wss://anywhere/", False) is True
 
 
 def test_users_and_tokens(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_users_and_tokens(tmp_path: Path) -> None:
         },
         "t.toml",
     )
-    assert web.dashboard_enabled
+    assert web.dashboard_enabled is True
     assert [(u.name, u.role) for u in web.users] == [("alice", "admin")]
     assert [(t.name, t.role, t.token) for t in web.tokens] == [("ci", "viewer", "a-long-enough-token-123")]
 

@@ -1,4 +1,4 @@
-"""Rolling-window quantiles (wsmon.window): the quantile definition and the bounded ring."""
+"""Rolling-window quantiles (wsmon.continuous.window): the quantile definition and the bounded ring."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from wsmon.continuous.window import RollingWindow, quantile
 
 def f32(x: float) -> float:
     """``x`` as the window stores it (float32), read back as a Python float."""
-    return struct.unpack("f", struct.pack("f", x))[0]
+    return float(struct.unpack("f", struct.pack("f", x))[0])
 
 
 # --- quantile() -------------------------------------------------------------------------------

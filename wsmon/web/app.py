@@ -1,9 +1,10 @@
 """The HTTP face of ``wsmon serve``: ``/probe``, ``/metrics``, health, reload, the dashboard and
-its API (``wsmon.web.api``), and a small index.
+its JSON API (``wsmon.web.api``), and a small index.
 
-``/probe`` and ``/metrics`` only read state and run probes. What changes anything goes through
-its owner: ``POST /-/reload`` through the reload that ``wsmon.serve`` wires (the config in force
-is ``LiveConfig``'s), the dashboard's actions through the Monitor.
+``/probe`` and ``/metrics`` only read state and run probes. Two kinds of requests change
+things, each through what owns it: ``POST /-/reload`` calls ``ExporterState.reload`` (what
+SIGHUP does: re-read the config file), and the dashboard's API adds, removes, pauses and
+reconnects targets through the Monitor. Who may do either is ``wsmon.web.access``'s call.
 """
 
 from __future__ import annotations
