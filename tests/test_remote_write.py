@@ -1,0 +1,88 @@
+"""Remote write 1.0 bodies (wsmon.metrics.remote_write), read back with the protobuf package."""
+
+from __future__ import annotations
+
+import math
+
+import cramjam
+import pytest
+
+from tests.remote_write_pb import WriteRequest
+from wsmon.metrics.histogram import LatencyHistogram
+from wsmon.metrics.remote_write import RemoteWriteSink, encode_series
+
+FAMILIES = {
+    "probe_success": ("gauge", "Whether the probe succeeded"),
+    "wsmon_probes": ("counter", "Probes done"),
+    "wsmon_ping_pong_duration_seconds": ("histogram", "Round trips"),
+}
+T = 1_764_680_000_123
+
+
+def decode(body: bytes) -> list[tuple[list[tuple[str, str]], list[tuple[float, int]]]]:
+    request = WriteRequest()
+    request.ParseFromString(bytes(cramjam.snappy.decompress_raw(body)))
+    return [
+        ([(label.name, label.value) for label in series.labels], [(s.value, s.timestamp) for s in series.samples])
+        for series in request.timeseries
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "value", "timestamp"),
+    [
+        ((("__name__", "up"),), 1.0, T),
+        ((("__name__", "up"), ("job", "wsmon")), 0.0, T),
+        ((("b", "2"), ("__name__", "x"), ("a", "1"), ("Zone", "eu")), -1.5, T),  # sorted on the way out
+        ((("__name__", "x"), ("v", "é" * 200)), 1e300, T),  # a label longer than 127 bytes: 2-byte varint
+        ((("__name__", "x"),), 3.0, 0),  # no timestamp field at all
+        ((("__name__", "x"),), math.inf, T),
+    ],
+)
+def test_one_series(labels: tuple[tuple[str, str], ...], value: float, timestamp: int) -> None:
+    body = bytes(cramjam.snappy.compress_raw(encode_series(labels, value, timestamp)))
+    assert decode(body) == [(sorted(labels), [(value, timestamp)])]
+
+
+def test_nan_survives() -> None:
+    body = bytes(cramjam.snappy.compress_raw(encode_series((("__name__", "x"),), math.nan, T)))
+    [(_, [(value, _)])] = decode(body)
+    assert math.isnan(value)
+
+
+def test_the_sink_writes_what_the_text_sink_would() -> None:
+    sink = RemoteWriteSink(FAMILIES, T, extra=(("job", "wsmon"),))
+    sink.target((("target", "node-1"), ("chain", "eth")))
+    sink.sample("probe_success", 1)
+    sink.sample("wsmon_probes", 7, (("result", "success"), ("reason", "none")))
+    histogram = LatencyHistogram()
+    histogram.observe(0.003)
+    histogram.observe(0.2)
+    sink.histogram("wsmon_ping_pong_duration_seconds", histogram)
+    sink.target((("target", "node-2"),))
+    sink.sample("probe_success", 0)
+    series = decode(sink.body())
+    assert sink.series == len(series)
+    by_name = {tuple(labels): samples for labels, samples in series}
+    base = [("chain", "eth"), ("job", "wsmon"), ("target", "node-1")]
+    assert by_name[tuple(sorted([("__name__", "probe_success"), *base]))] == [(1.0, T)]
+    key = tuple(sorted([("__name__", "wsmon_probes_total"), ("reason", "none"), ("result", "success"), *base]))
+    assert by_name[key] == [(7.0, T)]
+    buckets = {
+        dict(labels)["le"]: samples[0][0]
+        for labels, samples in series
+        if dict(labels)["__name__"] == "wsmon_ping_pong_duration_seconds_bucket"
+    }
+    assert buckets == {le: float(count) for le, count in histogram.cumulative()}
+    assert buckets["+Inf"] == 2.0
+    assert by_name[tuple(sorted([("__name__", "wsmon_ping_pong_duration_seconds_count"), *base]))] == [(2.0, T)]
+    [total] = [s for labels, s in series if dict(labels)["__name__"] == "wsmon_ping_pong_duration_seconds_sum"]
+    assert total[0][0] == pytest.approx(0.203)
+    other = tuple(sorted([("__name__", "probe_success"), ("job", "wsmon"), ("target", "node-2")]))
+    assert by_name[other] == [(0.0, T)]
+    for labels, _ in series:
+        assert labels == sorted(labels)
+
+
+def test_an_empty_sink_is_an_empty_request() -> None:
+    assert decode(RemoteWriteSink(FAMILIES, T).body()) == []
