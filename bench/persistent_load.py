@@ -3,28 +3,35 @@
 Most targets (``--targets`` minus ``--delayed``) are served by goecho's code, which answers
 pings at once; ``--delayed`` of them by the same server holding each pong ~20 ms
 (bench/multiecho.go: goecho on a range of ports, one per target, pongs delayed on demand).
-Once every connection is up and has settled, two windows of ``--seconds`` are measured.
+Every window lasts ``--seconds`` (default 30) and every window measured is reported: none is
+tried again, picked or dropped. The machine's other work during each one is measured and
+printed next to it, as a fact.
 
-The first, without the capture (its filter runs in every sender's system calls):
+The yardstick first, before wsmon starts: ``gopersist`` (Go + gorilla/websocket, built by
+build-goref) holding the same number of connections, one ping a second each, to a multiecho
+port that answers at once; its CPU (utime + stime from /proc/PID/stat) over a window.
 
-- CPU: wsmon's utime + stime from /proc/PID/stat across the window, as cores;
-- RSS: VmRSS of wsmon, minus that of the same wsmon serving no targets, per target;
-- scheduler lag: ``wsmon_scheduler_lag_seconds`` bucket deltas between the scrapes around
-  the window, p50 / p99 interpolated within the buckets;
-- how busy the machine was with other work (up to ``--tries`` windows for a quiet one).
+Then wsmon, once every connection is up and has settled:
 
-The second, with tcpdump on lo: the error of the round trips wsmon reports against the same
-pings on the wire. Each ping carries wsmon's 4-byte sequence number, so a target's ping k on
-the wire is its k-th pong in wsmon. Per target, the ``wsmon_ping_pong_window_seconds``
-quantiles (the window set to ``--seconds``) against the same quantiles of the same pings on
-the wire; per ping, ``probe_websocket_ping_pong_duration_seconds`` (the last round trip,
-whose number is the target's success count) against the wire. Both for the targets wsmon
-renders before its /metrics handler first yields to the loop (the config lists them first).
+1. a CPU window, without the capture (its filter runs in every sender's system calls) and
+   without scrapes: wsmon's CPU as cores and as a ratio to gopersist's; VmRSS of wsmon minus
+   that of the same wsmon serving no targets, per target; scheduler lag
+   (``wsmon_scheduler_lag_seconds`` bucket deltas between the scrapes around the window);
+2. with tcpdump on lo, one window per condition: quiet (no scrapes), /metrics scraped every
+   15 s and every 5 s (a thread fetching the whole body, as Prometheus would), and a CPU-bound
+   neighbour process (a busy loop) running for the whole window. In each, the error of the
+   round trips wsmon reports against the same pings on the wire, for every captured target
+   (every delayed one, and ``--sample`` immediate ones spread through the order /metrics
+   renders targets in), wherever a scrape renders it: per target, the
+   ``wsmon_ping_pong_window_seconds`` quantiles p50 and p99 (the window set to ``--seconds``)
+   against the same quantiles of the same pings on the wire (each ping carries wsmon's 4-byte
+   sequence number: a target's ping k on the wire is its k-th pong in wsmon); per group, the
+   median over targets, the worst 1 % (p99 over targets) and the worst target. Also wsmon's
+   CPU, lag and RSS after each of these windows.
 
-``--scrape-every S`` adds /metrics scrapes during the windows (as Prometheus would);
 ``--sched-fifo`` runs wsmon SCHED_FIFO during the windows (its own lag, not the machine's);
-``--profile`` samples wsmon with py-spy during the first window (a run of its own).
-The table goes to stdout, everything to ``bench/results/persistent_load-<time>.json``.
+``--profile`` samples wsmon with py-spy during the CPU window.
+The tables go to stdout, everything to ``bench/results/persistent_load-<time>.json``.
 See bench/README.md.
 """
 
@@ -56,25 +63,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probe_cpu import BIN, RESULTS, ROOT, ensure_goref, free_port
+from probe_cpu import BIN, BUILD_GOREF_CANDIDATES, RESULTS, ROOT, ensure_goref, free_port
 
+from wsmon.continuous import series
 from wsmon.continuous.wheel import TICK
 from wsmon.continuous.window import quantile  # the wire's quantiles by the definition wsmon reports
 
 BENCH = Path(__file__).resolve().parent
 MULTIECHO_SRC = BENCH / "multiecho.go"
 MULTIECHO = BIN / "multiecho"
+GOPERSIST = BIN / "gopersist"
 
-GOALS = {"cores": 0.25, "rss_kb_per_target": 5.0, "lag_p99_ms": 5.0, "rtt_error_ms": 0.5}
+GOALS = {
+    "cpu_ratio": 0.8,  # wsmon's CPU / gopersist's, the same number of connections and pings
+    "rss_kb_per_target": 4.0,  # marginal, before scrapes and after every window (each ends with one)
+    "lag_p99_ms": 5.0,  # the CPU window's
+    "rtt_error_ms": 0.5,  # |window quantile − wire|, at p50 and p99, for 99 % of targets, every condition
+    "rtt_error_worst_ms": 1.0,  # … and for every target
+}
+HEADLINE = (0.5, 0.99)  # the window quantiles judged
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PORTS_PER_SERVER = 4000  # multiecho: a listener and a connection per port, under the fd limit
-SETTLE = 5.0  # seconds between the last connection up and the first scrape
-AFTER_SCRAPE = 3.0  # seconds between that scrape and the window: the loop catches up
+SETTLE = 5.0  # seconds between the last connection up and the first scrape (or gopersist's window)
+AFTER_SCRAPE = 3.0  # seconds between the scrape that opens a window and the window: the loop catches up
 QUANTILES = (0.0, 0.5, 0.9, 0.99, 1.0)  # wsmon's WINDOW_QUANTILES
-# wsmon renders /metrics a chunk of targets at a time (wsmon.collector._CHUNK), letting the
-# loop run in between: a pong that arrives while a chunk is rendered waits for it. Only the
-# first chunk is read before any of that, at the moment the scrape arrives.
-FIRST_CHUNK = 250
+NEAR = 0.002  # seconds: a pong this close to a window's cut, on the wire, is counted as near it
+# wsmon renders /metrics a chunk of targets at a time, letting the loop run (and read the pongs
+# that came meanwhile) in between; each target's window is read when it is rendered. This bounds
+# from above when a target was rendered (see render_bounds); unknown: the scrape's end does.
+RENDER_CHUNK: int | None = getattr(series, "_CHUNK", None)
+NEIGHBOUR = [sys.executable, "-c", "while True: pass"]  # a CPU-bound process next to wsmon
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What runs next to wsmon during a window measured with the capture."""
+
+    name: str
+    text: str
+    scrape_every: float = 0.0  # seconds; 0: no scrapes but the two that open and close the window
+    neighbour: bool = False
 
 
 # --- small measurements ---------------------------------------------------------------------
@@ -235,49 +263,68 @@ WANTED = (
     "wsmon_reconnects_total{",
     "wsmon_ping_pong_window_seconds{",
     "probe_websocket_ping_pong_duration_seconds{",
-    "wsmon_connection_state{",
 )
 
 
 @dataclass
 class Scrape:
     began: float  # monotonic, when the request went out
-    wall_s: float
+    wall_s: float  # until the body's last byte was read
+    head_s: float  # until the response's head was read: wsmon had rendered the whole body by then
     cpu_s: float  # wsmon's CPU across the scrape
     size: int
+    body: bytes | None = None  # until parsed
     samples: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # the targets, in the order /metrics rendered them
+
+    def parse(self) -> Scrape:
+        """Reads the wanted samples out of the body (once; the scrapes taken during a window are
+        parsed after it, so that parsing them does not compete with wsmon for the cores then)."""
+        if self.body is None:
+            return self
+        seen: set[str] = set()
+        for line in self.body.decode().splitlines():
+            if not line.startswith(WANTED):
+                continue
+            head, _, value = line.rpartition(" ")
+            name, _, labels = head.partition("{")
+            parsed = dict(_LABEL.findall(labels))
+            self.samples.setdefault(name, []).append((parsed, float(value)))
+            target = parsed.get("target")
+            if name == "wsmon_probes_total" and target is not None and target not in seen:
+                seen.add(target)
+                self.order.append(target)
+        self.body = None
+        return self
 
     def values(self, name: str, **match: str) -> dict[str, float]:
         """target → value of the samples of ``name`` whose labels include ``match``."""
         out = {}
-        for labels, value in self.samples.get(name, []):
+        for labels, value in self.parse().samples.get(name, []):
             if all(labels.get(k) == v for k, v in match.items()):
                 out[labels.get("target", "")] = value
         return out
 
     def buckets(self, name: str) -> dict[float, float]:
-        return {float(lb["le"]): v for lb, v in self.samples.get(name + "_bucket", [])}
+        return {float(lb["le"]): v for lb, v in self.parse().samples.get(name + "_bucket", [])}
 
 
-def scrape(port: int, pid: int, aligned: bool = False) -> Scrape:
-    """GET /metrics; ``aligned`` sends it 20–30 ms into a decisecond of the monotonic clock,
-    so that wsmon's window (kept in deciseconds) is cut at a known tick."""
+def scrape(port: int, pid: int, aligned: bool = False, parse: bool = True) -> Scrape:
+    """GET /metrics, the whole body; ``aligned`` sends it 20–30 ms into a decisecond of the
+    monotonic clock, so that wsmon's window (kept in deciseconds) is cut at a known tick for
+    the targets rendered in the scrape's first 70 ms (later ones: see render_bounds)."""
     if aligned:
         while not 0.2 <= (time.monotonic() * 10) % 1 < 0.3:
             time.sleep(0.002)
     cpu0 = sum(cpu_seconds(pid))
     began = time.monotonic()
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=300) as response:
+        head = time.monotonic() - began
         body = response.read()
     wall = time.monotonic() - began
-    result = Scrape(began=began, wall_s=wall, cpu_s=sum(cpu_seconds(pid)) - cpu0, size=len(body))
-    for line in body.decode().splitlines():
-        if not line.startswith(WANTED):
-            continue
-        head, _, value = line.rpartition(" ")
-        name, _, labels = head.partition("{")
-        result.samples.setdefault(name, []).append((dict(_LABEL.findall(labels)), float(value)))
-    return result
+    cpu = sum(cpu_seconds(pid)) - cpu0
+    result = Scrape(began=began, wall_s=wall, head_s=head, cpu_s=cpu, size=len(body), body=body)
+    return result.parse() if parse else result
 
 
 def scheduler_lag(first: Scrape, final: Scrape) -> dict[str, Any]:
@@ -298,10 +345,18 @@ def scheduler_lag(first: Scrape, final: Scrape) -> dict[str, Any]:
     }
 
 
-def scrape_every(interval: float, port: int, pid: int, stop: threading.Event, out: list[Scrape]) -> None:
-    """Scrape /metrics every ``interval`` seconds until ``stop`` is set (as Prometheus would)."""
-    while not stop.wait(interval):
-        out.append(scrape(port, pid))
+def scrape_during(
+    t0: float, seconds: float, interval: float, port: int, pid: int, stop: threading.Event, out: list[Scrape]
+) -> None:
+    """Scrape /metrics at t0 + k × ``interval`` (k ≥ 1) inside the window, as Prometheus would:
+    the whole body is read (and parsed after the window). With the window's closing scrape at
+    t0 + ``seconds``, a 30 s window gets scrapes at 15 and 30 s, or at 5, 10, …, 30 s."""
+    k = 1
+    while k * interval < seconds - 1e-6:
+        if stop.wait(max(0.0, t0 + k * interval - time.monotonic())):
+            return
+        out.append(scrape(port, pid, parse=False))
+        k += 1
 
 
 def histogram_quantile(q: float, buckets: dict[float, float]) -> float:
@@ -481,42 +536,243 @@ def per_ping_errors(scrapes: list[Scrape], wire: Wire, names: set[str]) -> tuple
     return errors, missing
 
 
-def per_target_errors(
-    final: Scrape, wire: Wire, names: set[str], window: float, offset: float
-) -> tuple[dict[float, list[float]], list[float], int, int]:
-    """wsmon's window quantiles − the same quantiles of the same pings on the wire, per target.
+def render_bounds(
+    final: Scrape, wire: Wire, names: set[str], offset: float
+) -> tuple[dict[str, float], dict[str, float], int]:
+    """When each target of ``names`` was rendered by the scrape ``final`` (monotonic seconds):
+    (earliest, latest, how many targets' bounds contradicted each other).
 
-    The window holds the pongs of the last ``window`` seconds, cut at a decisecond of the
-    monotonic clock (the scrape went out 20–30 ms into one); its last ping is the target's
-    success count. Returns errors by quantile, the wire round trips pooled, the pings in the
-    windows and the ones within 2 ms of the cut (which side of it they fell is a guess)."""
-    cut = (math.floor(final.began * 10) - round(window * 10)) / 10  # monotonic seconds
+    wsmon reads a target's window (and its success count) when it renders it, so a long scrape
+    cuts later targets' windows later. Earliest: the scrape's start, and the wire arrival of the
+    last counted pong of every captured target rendered up to this one (it was read before).
+    Latest: the arrival of the response's head (wsmon sends it once the whole body is rendered),
+    and — wsmon reading its sockets between two chunks of targets — the wire arrival (+ NEAR) of
+    the first uncounted pong of any captured target of a later chunk: had it come before this
+    chunk was rendered, it would have been counted there."""
+    ok = final.values("wsmon_probes_total", result="success")
+    order = final.parse().order
+
+    def arrival(name: str, number: int) -> float | None:
+        seen = wire.rtts.get(name, {}).get(number)
+        return None if seen is None else seen[0] + seen[1] - offset
+
+    earliest: dict[str, float] = {}
+    bound = final.began
+    for name in order:
+        if name in names:
+            at = arrival(name, int(ok.get(name, -1)))
+            bound = max(bound, at if at is not None else bound)
+            earliest[name] = bound
+    end = final.began + final.head_s
+    latest = dict.fromkeys(earliest, end)
+    contradicted = 0
+    if RENDER_CHUNK:
+        chunk = {name: i // RENDER_CHUNK for i, name in enumerate(order) if name in names}
+        first_uncounted: dict[int, float] = {}
+        for name, c in chunk.items():
+            at = arrival(name, int(ok.get(name, -1)) + 1)
+            if at is not None:
+                first_uncounted[c] = min(first_uncounted.get(c, math.inf), at)
+        later = end  # the bound set by the chunks after the one at hand
+        by_chunk: dict[int, float] = {}
+        for c in sorted(set(chunk.values()), reverse=True):
+            by_chunk[c] = later
+            later = min(later, first_uncounted.get(c, math.inf) + NEAR)
+        for name, c in chunk.items():
+            if by_chunk[c] >= earliest[name]:
+                latest[name] = by_chunk[c]
+            else:  # not as modelled (a chunk size changed?): fall back on the response's head
+                contradicted += 1
+    return earliest, latest, contradicted
+
+
+def compare_window(
+    final: Scrape, wire: Wire, captured: dict[str, str], window: float, offset: float
+) -> tuple[list[dict[str, Any]], int]:
+    """Every captured target (name → group): wsmon's window quantiles − the same quantiles of the
+    same pings on the wire; or why it could not be compared. Also returns how many targets'
+    render-time bounds contradicted each other.
+
+    The window holds the pongs wsmon read from ``window`` seconds before the target was rendered
+    (cut at a decisecond of the monotonic clock; an arrival on the wire within NEAR of the cut is
+    counted as near it) up to its success count, which is the last one's number. When the render
+    time's bounds straddle a decisecond, every cut between them is tried and, quantile by
+    quantile, the largest error is kept: a doubt never counts in wsmon's favour."""
     ok = final.values("wsmon_probes_total", result="success")
     reported = {q: final.values("wsmon_ping_pong_window_seconds", quantile=repr(q)) for q in QUANTILES}
-    errors: dict[float, list[float]] = {q: [] for q in QUANTILES}
-    pooled: list[float] = []
-    pings = near_cut = 0
-    for name in sorted(names):
+    earliest, latest, contradicted = render_bounds(final, wire, set(captured), offset)
+    span = round(window * 10)
+    out: list[dict[str, Any]] = []
+    for name in sorted(captured):
+        entry: dict[str, Any] = {"target": name, "group": captured[name]}
+        out.append(entry)
         last = int(ok.get(name, -1))
         seen = wire.rtts.get(name, {})
-        if name not in reported[0.5] or last not in seen:
+        if name not in reported[0.5]:
+            entry["not_compared"] = "no window quantiles in /metrics"
             continue
-        mine = []
-        for number, (sent, rtt) in seen.items():
-            if number > last:
-                continue
-            received = sent + rtt - offset  # on the monotonic clock
-            if received >= cut:
-                mine.append(rtt)
-                near_cut += received - cut < 0.002
-            else:
-                near_cut += cut - received < 0.002
-        mine.sort()
-        pings += len(mine)
-        pooled += mine
+        if last not in seen:
+            entry["not_compared"] = "its last pong is not on the capture"
+            continue
+        cuts = [
+            (tick - span) / 10 for tick in range(math.floor(earliest[name] * 10), math.floor(latest[name] * 10) + 1)
+        ]
+        pongs = sorted((sent + rtt - offset, number, rtt) for number, (sent, rtt) in seen.items() if number <= last)
+        sets: dict[int, list[float]] = {}  # first pong number in the window → its round trips
+        for cut in cuts:
+            numbers = [(number, rtt) for at, number, rtt in pongs if at >= cut]
+            if numbers:
+                sets.setdefault(numbers[0][0], sorted(rtt for _, rtt in numbers))
+        if not sets:
+            entry["not_compared"] = "no pong of its window on the capture"
+            continue
+        first = min(sets)
+        holes = sum(number not in seen for number in range(first - 1, last + 1))
+        if holes:
+            entry["not_compared"] = f"{holes} pongs of its window missing from the capture"
+            continue
+        errors = {}
         for q in QUANTILES:
-            errors[q].append(reported[q][name] - quantile(mine, q))
-    return errors, pooled, pings, near_cut
+            candidates = [reported[q][name] - quantile(rtts, q) for rtts in sets.values()]
+            errors[repr(q)] = max(candidates, key=abs) * 1e3
+        entry.update(
+            {
+                "pings": len(sets[first]),
+                "near_cut": sum(any(abs(at - cut) < NEAR for cut in cuts) for at, _, _ in pongs),
+                "cut_in_doubt": len(sets) > 1,
+                "rendered_s": [earliest[name] - final.began, latest[name] - final.began],  # bounds
+                "error_ms": errors,
+                "wire_ms": {repr(q): quantile(sets[first], q) * 1e3 for q in HEADLINE},
+            }
+        )
+    return out, contradicted
+
+
+def error_summary(targets: list[dict[str, Any]], q: float) -> dict[str, Any]:
+    """Over targets: the median error (signed), the worst 1 % (p99 of |error|), the worst one."""
+    errors = [t["error_ms"][repr(q)] for t in targets if "error_ms" in t]
+    if not errors:
+        return {"n": 0}
+    magnitudes = sorted(abs(e) for e in errors)
+    worst = max(targets, key=lambda t: abs(t["error_ms"][repr(q)]) if "error_ms" in t else -1.0)
+    return {
+        "n": len(errors),
+        "median": quantile(sorted(errors), 0.5),
+        "worst_1pct": quantile(magnitudes, 0.99),
+        "worst": worst["error_ms"][repr(q)],
+        "worst_target": worst["target"],
+        "mean": statistics.fmean(errors),
+    }
+
+
+def rtt_verdict(s: dict[str, Any], not_compared: int) -> str:
+    if not s.get("n") or not_compared:
+        return "INCOMPLETE"
+    ok = s["worst_1pct"] <= GOALS["rtt_error_ms"] and abs(s["worst"]) <= GOALS["rtt_error_worst_ms"]
+    return "ok" if ok else "MISSED"
+
+
+# --- the yardstick ----------------------------------------------------------------------------
+
+GOPERSIST_SUMMARY = re.compile(r"pings (\d+); rtt p50 ([\d.]+)ms p99 ([\d.]+)ms")
+
+
+def ensure_gopersist() -> None:
+    """gopersist is built with goprobe and goecho by build-goref (an older bench/bin may lack it)."""
+    ensure_goref()
+    if GOPERSIST.exists():
+        return
+    override = os.environ.get("GOREF_BUILD")
+    candidates = (Path(override),) if override else BUILD_GOREF_CANDIDATES
+    script = next((p for p in candidates if p.exists()), None)
+    if script is None:
+        raise RuntimeError(f"gopersist missing from {BIN} and no build-goref found (set GOREF_BUILD)")
+    print(f"building gopersist with {script} …", file=sys.stderr)
+    subprocess.run([str(script), str(BIN)], check=True)
+    if not GOPERSIST.exists():
+        raise RuntimeError(f"{script} did not build {GOPERSIST}")
+
+
+def wait_log(log: Path, text: bytes, proc: subprocess.Popen[bytes], what: str, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while text not in log.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start: {log.read_text()[-300:]}")
+        time.sleep(0.05)
+
+
+def measure_gopersist(
+    n: int, seconds: float, procs: Processes, tmp: Path, connect_limit: float, idle: dict[str, Any]
+) -> dict[str, Any]:
+    """gopersist holding ``n`` connections to one multiecho port that answers pings at once, each
+    pinged once a second (spread over the second), like wsmon's targets; its CPU over a window of
+    ``seconds`` once they are all up and SETTLE has passed. ``idle``: the other processes
+    started (wsmon's servers, idle now), whose CPU is not counted as other work."""
+    port = free_port()
+    server_log, log = tmp / "multiecho-gopersist.log", tmp / "gopersist.log"
+    server = procs.start("multiecho-gopersist", [str(MULTIECHO), "-ports", str(port)], out=server_log)
+    wait_log(server_log, b"listening on", server, "multiecho for gopersist", 30)
+    duration = SETTLE + seconds + 3  # it stops on its own, a little after the window
+    argv = [str(GOPERSIST), "-url", f"ws://127.0.0.1:{port}/", "-n", str(n), "-interval", "1s"]
+    began = time.monotonic()
+    go = procs.start("gopersist", [*argv, "-duration", f"{duration:g}s"], out=log)
+    deadline = began + connect_limit
+    while b"connected " not in log.read_bytes():
+        if go.poll() is not None or b"dial:" in log.read_bytes() or time.monotonic() > deadline:
+            raise RuntimeError(f"gopersist did not connect {n} connections: {log.read_text()[-300:]}")
+        time.sleep(0.1)
+    connect_s = time.monotonic() - began
+    print(
+        f"gopersist: {n} connected in {connect_s:.1f}s; settling {SETTLE:g}s, window of {seconds:g}s …", file=sys.stderr
+    )
+    time.sleep(SETTLE)
+    others = {"multiecho (gopersist's)": server, **idle}
+    me = os.getpid()
+    other0 = {k: sum(cpu_seconds(p.pid)) for k, p in others.items()}
+    mine0, busy0 = sum(cpu_seconds(me)), machine_busy()
+    go0, t0 = cpu_seconds(go.pid), time.monotonic()
+    rss: list[int] = []
+    while time.monotonic() < t0 + seconds:
+        rss.append(memory_kb(go.pid))
+        time.sleep(min(1.0, max(0.0, t0 + seconds - time.monotonic())))
+    go1, t1 = cpu_seconds(go.pid), time.monotonic()
+    mine1, busy1 = sum(cpu_seconds(me)), machine_busy()
+    other1 = {k: sum(cpu_seconds(p.pid)) for k, p in others.items()}
+    loadavg = Path("/proc/loadavg").read_text().split()[:3]
+    try:
+        go.wait(60)
+    except subprocess.TimeoutExpired:
+        procs.stop(go)
+    procs.stop(server)
+    elapsed = t1 - t0
+    user, system = go1[0] - go0[0], go1[1] - go0[1]
+    helpers = {
+        "multiecho (gopersist's)": (other1["multiecho (gopersist's)"] - other0["multiecho (gopersist's)"]) / elapsed,
+        "wsmon's servers (idle)": sum(other1[k] - other0[k] for k in idle) / elapsed,
+        "this script": (mine1 - mine0) / elapsed,
+    }
+    output = log.read_text()
+    summary = GOPERSIST_SUMMARY.search(output)
+    return {
+        "connections": n,
+        "connect_s": connect_s,
+        "seconds": elapsed,
+        "argv": [*argv, "-duration", f"{duration:g}s"],
+        "cores": (user + system) / elapsed,
+        "user_cores": user / elapsed,
+        "sys_cores": system / elapsed,
+        "cpu_us_per_ping": (user + system) / (n * elapsed) * 1e6,
+        "rss_kb": max(rss),
+        "helpers_cores": helpers,
+        "machine_task_cores": (busy1[0] - busy0[0]) / elapsed,
+        "machine_irq_cores": (busy1[1] - busy0[1]) / elapsed,
+        "others_cores": max(0.0, (busy1[0] - busy0[0]) / elapsed - (user + system) / elapsed - sum(helpers.values())),
+        "loadavg": loadavg,
+        "pings": int(summary[1]) if summary else None,
+        "rtt_p50_ms": float(summary[2]) if summary else None,
+        "rtt_p99_ms": float(summary[3]) if summary else None,
+        "output": output.strip().splitlines()[-3:],
+    }
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -602,25 +858,20 @@ def plan_paths(n: int, delayed: int, sample: int, delay_ms: float) -> Plan:
 
 
 def interleave(targets: list[tuple[str, str, str, bool]]) -> list[tuple[str, str, str, bool]]:
-    """The config's order: the captured targets first (wsmon reads the first FIRST_CHUNK
-    targets of a scrape before it yields to the loop: their last round trips are not held up
-    by the scrape), then the others; within each part the delayed targets spread evenly among
-    the immediate ones, so that both groups come up, and land on the ping wheel, mixed."""
-    order: list[tuple[str, str, str, bool]] = []
-    for captured in (True, False):
-        part = [t for t in targets if t[3] == captured]
-        fast = [t for t in part if t[2] != "delayed"]
-        slow = [t for t in part if t[2] == "delayed"]
-        merged: list[tuple[str, str, str, bool]] = []
-        step = len(part) / max(1, len(slow))
-        taken = 0
-        for target in fast:
-            while taken < len(slow) and len(merged) >= step * taken:
-                merged.append(slow[taken])
-                taken += 1
-            merged.append(target)
-        order += merged + slow[taken:]
-    return order
+    """The config's order, which is the order /metrics renders the targets in: the captured
+    immediate targets, the other immediate ones and the delayed ones each spread evenly through
+    it, so that the targets compared with the wire sit at every position of a scrape's rendering
+    (first, last and between), and so that both groups come up, and land on the ping wheel, mixed."""
+    parts: dict[tuple[str, bool], list[tuple[str, str, str, bool]]] = defaultdict(list)
+    for target in targets:
+        parts[target[2], target[3]].append(target)
+    keyed = [
+        ((k + 0.5) / len(part), rank, target)
+        for rank, part in enumerate(parts.values())
+        for k, target in enumerate(part)
+    ]
+    keyed.sort(key=lambda x: (x[0], x[1]))
+    return [target for _, _, target in keyed]
 
 
 def write_config(path: Path, targets: list[tuple[str, str, str, bool]], window: float, timeout: float) -> None:
@@ -723,27 +974,27 @@ def start_servers(args: argparse.Namespace, procs: Processes, tmp: Path) -> tupl
     raise RuntimeError("no free range of server ports found in 5 tries")
 
 
-def wait_quiet(limit: float, cores: float = 0.3) -> float:
-    """Wait (up to ``limit`` seconds) until the machine's other work uses under ``cores``
-    over 3 s; returns what it used last. The cores are shared: others' work inflates lag."""
-    deadline = time.monotonic() + limit
-    while True:
-        b0, t0 = machine_busy()[0], time.monotonic()
-        time.sleep(3)
-        used = (machine_busy()[0] - b0) / (time.monotonic() - t0)
-        if used < cores or time.monotonic() > deadline:
-            return used
-        print(f"the machine is busy ({used:.2f} cores): waiting", file=sys.stderr)
+def conditions_of(args: argparse.Namespace) -> list[Condition]:
+    quiet = Condition("quiet", "no scrapes but the two around the window")
+    scraped = [
+        Condition(f"scrape-{s:g}s", f"/metrics scraped every {s:g} s", scrape_every=s) for s in args.scrape_intervals
+    ]
+    neighbour = Condition("neighbour", "a CPU-bound neighbour process (busy loop) all along", neighbour=True)
+    return [quiet, *scraped, neighbour]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n, seconds = args.targets, args.seconds
-    raise_nofile(min(PORTS_PER_SERVER, n) * 2 + 1000)
+    raise_nofile(max(min(PORTS_PER_SERVER, n) * 2, n) + 1000)
     ensure_goref()
     ensure_multiecho()
+    ensure_gopersist()
     capture = not args.no_capture
     if capture and shutil.which("tcpdump") is None:
         raise RuntimeError("tcpdump not found: apt-get install -y tcpdump (or run with --no-capture)")
+    if args.profile and not Path(py_spy_argv(0, 1, "-")[0]).exists():
+        raise RuntimeError("--profile needs py-spy in the venv: pip install py-spy")
+    conditions = conditions_of(args)
     tmp = Path(tempfile.mkdtemp(prefix="wsmon-persistent-", dir="/tmp"))
     print(f"work files in {tmp}", file=sys.stderr)
     base = baseline_rss(tmp)
@@ -752,16 +1003,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"baseline": base, "url_style": args.url_style}
     procs = Processes()
     pcap = tmp / "lo.pcap"
+    measured: list[tuple[Condition, Window]] = []
     try:
         plan, servers = start_servers(args, procs, tmp)
         helpers = dict(servers)
+        # The yardstick, while wsmon is not running yet (the servers above are idle).
+        report["gopersist"] = measure_gopersist(n, seconds, procs, tmp, args.connect_limit, helpers)
         write_config(config, plan.targets, window, args.timeout)
         tcpdump = None
         # Round trips need the capture; CPU is better measured without it (tcpdump's filter
         # runs in the sender's system calls: +0.025 core for wsmon at 10,000 targets). With a
-        # server port per target, the capture starts after the CPU windows, for a window of
-        # its own; with paths, it must see the upgrade requests, so it runs from the start.
+        # server port per target, the capture starts after the CPU window, for the condition
+        # windows; with paths, it must see the upgrade requests, so it runs from the start.
         capture_early = capture and not plan.port_names
+        report["cpu_window_captured"] = capture_early
         if capture_early:
             tcpdump = start_tcpdump(procs, plan, pcap, tmp)
             helpers["tcpdump"] = tcpdump
@@ -783,48 +1038,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["connect_all_s"] = time.monotonic() - started
         print(f"{n} connected in {report['connect_all_s']:.1f}s; settling {SETTLE:g}s", file=sys.stderr)
         time.sleep(SETTLE)
-        if args.wait_quiet:  # wsmon and the servers run along (~0.07 core per 1000 targets)
-            report["busy_before_window"] = wait_quiet(args.wait_quiet, 0.2 + 0.07 * n / 1000)
         report["rss_kb_before_scrapes"] = memory_kb(wsmon.pid)
         if args.sched_fifo:
             # wsmon's thread runs as soon as it is runnable, whatever else the machine does, so
             # that its own lag shows, not the machine's; for the windows only (not the start).
             os.sched_setscheduler(wsmon.pid, os.SCHED_FIFO, os.sched_param(10))
         first = scrape(web, wsmon.pid, aligned=True)
-        print(f"scrape: {first.wall_s:.2f}s, {first.size / 1e6:.1f} MB; window of {seconds}s …", file=sys.stderr)
-        # Windows are measured until one has the machine to itself (others' work under
-        # --max-others cores) or --tries are done; each one's final scrape opens the next,
-        # and the quietest one is reported.
-        windows: list[Window] = []
+        print(f"scrape: {first.wall_s:.2f}s, {first.size / 1e6:.1f} MB; CPU window of {seconds}s …", file=sys.stderr)
+        time.sleep(AFTER_SCRAPE)
         spy = None
-        for attempt in range(1, args.tries + 1):
-            time.sleep(AFTER_SCRAPE)
-            if args.profile and spy is None:
-                report["profile"] = str(RESULTS / f"persistent_load-{time.strftime('%Y%m%d-%H%M%S')}.pyspy.txt")
-                RESULTS.mkdir(parents=True, exist_ok=True)
-                spy = procs.start("py-spy", py_spy_argv(wsmon.pid, seconds, report["profile"]), out=tmp / "py-spy.log")
-            w = measure_window(seconds, wsmon.pid, helpers, web, args.scrape_every, first)
-            windows.append(w)
-            if w.others <= args.max_others or attempt == args.tries or args.profile:
-                break
-            print(f"window {attempt}: other work used {w.others:.2f} cores; measuring another", file=sys.stderr)
-            first = w.final
+        if args.profile:
+            report["profile"] = str(RESULTS / f"persistent_load-{time.strftime('%Y%m%d-%H%M%S')}.pyspy.txt")
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            spy = procs.start("py-spy", py_spy_argv(wsmon.pid, seconds, report["profile"]), out=tmp / "py-spy.log")
+        cpu_window = measure_window(seconds, wsmon.pid, helpers, web, first)
+        time.sleep(1.0)
+        cpu_window.rss_after = memory_kb(wsmon.pid)
         if spy is not None:
             spy.wait(60)
-        rtt_window = None
-        if capture:
-            if tcpdump is None:
-                tcpdump = start_tcpdump(procs, plan, pcap, tmp)
-                helpers["tcpdump"] = tcpdump
-                time.sleep(1.5)  # a ping interval and more: every target's last ping is on it
-            rtt_first = scrape(web, wsmon.pid, aligned=True)  # its last pings are on the capture
+        first = cpu_window.final
+        if capture and tcpdump is None:
+            tcpdump = start_tcpdump(procs, plan, pcap, tmp)
+            helpers["tcpdump"] = tcpdump
+            time.sleep(1.5)  # a ping interval and more: every target's last ping is on it
+            first = scrape(web, wsmon.pid, aligned=True)  # its last pings are on the capture
+        # One window per condition, each reported whatever the machine did meanwhile; each
+        # window's closing scrape opens the next one.
+        for condition in conditions:
+            print(f"window of {seconds}s, {condition.text} …", file=sys.stderr)
+            neighbour = None
+            if condition.neighbour:  # from before the window to after its closing scrape
+                neighbour = procs.start("neighbour", NEIGHBOUR)
+                helpers["neighbour"] = neighbour
             time.sleep(AFTER_SCRAPE)
-            print(f"window of {seconds}s with the capture …", file=sys.stderr)
-            rtt_window = measure_window(seconds, wsmon.pid, helpers, web, args.scrape_every, rtt_first)
+            w = measure_window(seconds, wsmon.pid, helpers, web, first, condition.scrape_every)
+            if neighbour is not None:
+                procs.stop(neighbour, signal.SIGKILL)
+                del helpers["neighbour"]
+            for taken in w.during:
+                taken.parse()
+            time.sleep(1.0)
+            w.rss_after = memory_kb(wsmon.pid)
+            measured.append((condition, w))
+            first = w.final
         if args.sched_fifo:
             os.sched_setscheduler(wsmon.pid, os.SCHED_OTHER, os.sched_param(0))
         hwm = memory_kb(wsmon.pid, "VmHWM")
-        offset = wall_minus_monotonic()
         if tcpdump is not None:
             time.sleep(0.5)
             procs.stop(tcpdump, signal.SIGINT)
@@ -835,71 +1094,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         procs.stop_all()
     report["tcpdump"] = (tmp / "tcpdump.log").read_text().strip().splitlines()[-3:] if capture else []
 
-    # --- figures, from the quietest window ---
-    w = min(windows, key=lambda w: w.others)
-    first, final, elapsed = w.first, w.final, w.t1 - w.t0
-    user, system = w.wsmon_cpu
+    # --- figures: the CPU window, then every condition's window ---
     group_of = {name: group for name, _, group in plan.servers}
-    cores: dict[str, float] = defaultdict(float)
-    for k, used in w.helper_cpu.items():
-        cores[group_of.get(k, k)] += used / elapsed
-    ok0 = first.values("wsmon_probes_total", result="success")
-    ok1 = final.values("wsmon_probes_total", result="success")
+    base_kb = base["rss_kb_after_scrape"]
+    final = measured[-1][1].final if measured else cpu_window.final
     failures = {
         lb.get("target"): v for lb, v in final.samples.get("wsmon_probes_total", []) if lb.get("result") == "failure"
     }
-    lag = scheduler_lag(first, final)
-    scrapes = [first, *w.during, final]
+    cw = window_figures(cpu_window, n, base_kb, group_of)
+    go = report["gopersist"]
     report.update(
         {
             "targets": n,
             "delayed": args.delayed,
             "sched_fifo": args.sched_fifo,
-            "seconds": elapsed,
-            "windows": [{"others_cores": x.others, "wsmon_cores": sum(x.wsmon_cpu) / (x.t1 - x.t0)} for x in windows],
-            "window_chosen": windows.index(w) + 1,
-            "window_monotonic": [w.t0, w.t1],
-            "scrapes_began_monotonic": [x.began for x in scrapes],
-            "cores": (user + system) / elapsed,
-            "user_cores": user / elapsed,
-            "sys_cores": system / elapsed,
-            "cpu_us_per_ping": (user + system) / (n * elapsed) * 1e6,  # one ping a second per target
-            "pongs_between_scrapes": sum(ok1.values()) - sum(ok0.values()),
+            "seconds": window,
+            "cpu_window": cw,
+            # the CPU window's figures under the names they have always had
+            "cores": cw["cores"],
+            "user_cores": cw["user_cores"],
+            "sys_cores": cw["sys_cores"],
+            "cpu_us_per_ping": cw["cpu_us_per_ping"],
+            "cpu_ratio_to_gopersist": cw["cores"] / go["cores"] if go["cores"] > 0 else math.inf,
+            "lag_p50_ms": cw["lag_p50_ms"],
+            "lag_p99_ms": cw["lag_p99_ms"],
+            "lag_observations_per_s": cw["lag_observations_per_s"],
+            "rss_kb_hwm": hwm,
+            "rss_kb_per_target_before_scrapes": (report["rss_kb_before_scrapes"] - base["rss_kb"]) / n,
             "failures": sum(failures.values()),
             "reconnects": sum(final.values("wsmon_reconnects_total").values()),
-            "helpers_cores": {f"{k} servers" if k in ("immediate", "delayed") else k: v for k, v in cores.items()},
-            # Other work on the machine competes for the cores: wsmon's lag and RTTs suffer from it.
-            "machine_task_cores": w.busy[0] / elapsed,
-            "machine_irq_cores": w.busy[1] / elapsed,
-            "others_cores": w.others,
-            "wsmon_runqueue_wait_s": w.runqueue_wait,
-            "loadavg": w.loadavg,
-            "rss_kb_window": {"first": w.rss[0], "last": w.rss[-1], "max": max(w.rss)},
-            "rss_kb_hwm": hwm,
-            "rss_kb_per_target": (max(w.rss) - base["rss_kb_after_scrape"]) / n,
-            "rss_kb_per_target_before_scrapes": (report["rss_kb_before_scrapes"] - base["rss_kb"]) / n,
-            "lag_buckets_delta": lag["buckets"],
-            "lag_ticks": lag["count"],
-            "lag_p50_ms": lag["p50_ms"],
-            "lag_p99_ms": lag["p99_ms"],
-            "lag_over_100ms": lag["over_100ms"],
-            "lag_observations_per_s": lag["per_s"],
-            "scrapes": [{"wall_s": x.wall_s, "wsmon_cpu_s": x.cpu_s, "bytes": x.size} for x in scrapes],
         }
     )
-    if rtt_window is not None:
-        x = rtt_window
-        lag_x = scheduler_lag(x.first, x.final)
-        report["rtt_window"] = {
-            "window_monotonic": [x.t0, x.t1],
-            "scrapes_began_monotonic": [y.began for y in [x.first, *x.during, x.final]],
-            "cores": sum(x.wsmon_cpu) / (x.t1 - x.t0),
-            "others_cores": x.others,
-            "wsmon_runqueue_wait_s": x.runqueue_wait,
-            "lag_p50_ms": lag_x["p50_ms"],
-            "lag_p99_ms": lag_x["p99_ms"],
-        }
-        scrapes, final = [x.first, *x.during, x.final], x.final
+    wire = None
+    if capture:
         began = time.monotonic()
         wire = wire_round_trips(pcap, plan.server_ports, plan.port_names)
         report["capture"] = {
@@ -908,32 +1135,65 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "bytes": pcap.stat().st_size,
             "parse_s": time.monotonic() - began,
         }
-        first_chunk = {t[0] for t in plan.targets[:FIRST_CHUNK]}
-        groups: dict[str, set[str]] = defaultdict(set)
-        for name, _, group, captured in plan.targets:
-            if captured:
-                groups[group].add(name)
-        rtt: dict[str, Any] = {}
-        for group, names in groups.items():
-            early = names & first_chunk
-            ping_err, missing = per_ping_errors(scrapes, wire, early)
-            later, _ = per_ping_errors(scrapes, wire, names - first_chunk)
-            by_q, pooled, pings, near = per_target_errors(final, wire, early, window, offset)
-            rtt[group] = {
-                "targets": len(names),
-                "first_chunk_targets": len(early),
-                "wire_rtt_ms": summary_ms(pooled),
-                "per_ping_error_ms": summary_ms(ping_err),
-                "per_ping_error_during_scrape_ms": summary_ms(later),
-                "per_ping_unmatched": missing,
-                "window_pings": pings,
-                "window_pings_near_cut": near,
-                "per_target_error_ms": {repr(q): summary_ms(v) for q, v in by_q.items()},
-            }
-        report["rtt"] = rtt
+    captured = {name: group for name, _, group, is_captured in plan.targets if is_captured}
+    report["conditions"] = []
+    for condition, w in measured:
+        entry: dict[str, Any] = {
+            "name": condition.name,
+            "text": condition.text,
+            "scrape_every": condition.scrape_every,
+            "neighbour": condition.neighbour,
+            **window_figures(w, n, base_kb, group_of),
+        }
+        if wire is not None:
+            entry["rtt"] = rtt_figures(w, wire, captured, window)
+        report["conditions"].append(entry)
+    report["verdicts"] = verdicts(report)
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
+
+
+def verdicts(r: dict[str, Any]) -> dict[str, Any]:
+    """Each goal: the value judged, the goal, ok / MISSED (or why it is not judged)."""
+    out: dict[str, Any] = {}
+    ratio = r["cpu_ratio_to_gopersist"]
+    out["cpu_ratio"] = {"value": ratio, "goal": GOALS["cpu_ratio"], "verdict": verdict(ratio, GOALS["cpu_ratio"])}
+    # Marginal RSS per target before any scrape, during the CPU window (after one) and a second
+    # after every condition's window (each closed by a scrape, after the scrapes they had).
+    rss = {
+        "before scrapes": r["rss_kb_per_target_before_scrapes"],
+        "CPU window": r["cpu_window"]["rss_kb_per_target_max"],
+    }
+    for c in r["conditions"]:
+        rss[f"after {c['name']}"] = c["rss_kb_per_target_after"]
+    worst_rss = max(rss.values())
+    goal = GOALS["rss_kb_per_target"]
+    out["rss"] = {"value": worst_rss, "by_moment": rss, "goal": goal, "verdict": verdict(worst_rss, goal)}
+    lag = r["cpu_window"]["lag_p99_ms"]
+    diluted = r["cpu_window"]["lag_observations_per_s"] > 1.5 / TICK
+    lag_verdict = "DILUTED" if diluted else verdict(lag, GOALS["lag_p99_ms"])
+    out["lag"] = {"value": lag, "goal": GOALS["lag_p99_ms"], "verdict": lag_verdict}
+    for c in r["conditions"]:
+        groups = c.get("rtt", {}).get("groups")
+        if not groups:  # no capture, or no target captured
+            out[f"rtt {c['name']}"] = {"verdict": "not measured"}
+            continue
+        judged = [(g["error_ms"][repr(q)], g["verdict"][repr(q)]) for g in groups.values() for q in HEADLINE]
+        found = [v for _, v in judged]
+        worst_1pct = max((s["worst_1pct"] for s, _ in judged if s.get("n")), default=math.nan)
+        worst = max((abs(s["worst"]) for s, _ in judged if s.get("n")), default=math.nan)
+        overall = "MISSED" if "MISSED" in found else "INCOMPLETE" if "INCOMPLETE" in found else "ok"
+        out[f"rtt {c['name']}"] = {
+            "worst_1pct": worst_1pct,
+            "worst": worst,
+            "goal": GOALS["rtt_error_ms"],
+            "goal_worst": GOALS["rtt_error_worst_ms"],
+            "verdict": overall,
+        }
+    found = [v["verdict"] for v in out.values()]
+    out["overall"] = "MISSED" if "MISSED" in found else "ok" if set(found) == {"ok"} else "NOT ALL JUDGED"
+    return out
 
 
 @dataclass
@@ -947,16 +1207,23 @@ class Window:
     t1: float
     wsmon_cpu: tuple[float, float]  # user, system seconds
     helper_cpu: dict[str, float]  # seconds, by process
+    bench_cpu: float  # seconds: this script's (its scrapes)
     busy: tuple[float, float]  # the machine's task and interrupt seconds
     runqueue_wait: float  # seconds wsmon was runnable but not running
     rss: list[int]
     loadavg: list[str]
+    offset: float  # time.time() − time.monotonic() at the window's end (pcap times are wall clock)
+    rss_after: int = 0  # VmRSS a second after the closing scrape
+
+    @property
+    def elapsed(self) -> float:
+        return self.t1 - self.t0
 
     @property
     def others(self) -> float:
         """Cores used by tasks that are not the benchmark's."""
-        mine = sum(self.wsmon_cpu) + sum(self.helper_cpu.values())
-        return max(0.0, (self.busy[0] - mine) / (self.t1 - self.t0))
+        mine = sum(self.wsmon_cpu) + sum(self.helper_cpu.values()) + self.bench_cpu
+        return max(0.0, (self.busy[0] - mine) / self.elapsed)
 
 
 def measure_window(
@@ -964,24 +1231,27 @@ def measure_window(
     pid: int,
     helpers: dict[str, subprocess.Popen[bytes]],
     web: int,
-    scrape_interval: float,
     first: Scrape,
+    scrape_interval: float = 0.0,
 ) -> Window:
     during: list[Scrape] = []
     stop = threading.Event()
     thread = None
+    me = os.getpid()
     cpu0 = {k: sum(cpu_seconds(p.pid)) for k, p in helpers.items()}
-    busy0, wait0 = machine_busy(), runqueue_wait(pid)
+    busy0, wait0, mine0 = machine_busy(), runqueue_wait(pid), sum(cpu_seconds(me))
     w0, t0 = cpu_seconds(pid), time.monotonic()
     if scrape_interval:
-        thread = threading.Thread(target=scrape_every, args=(scrape_interval, web, pid, stop, during), daemon=True)
+        thread = threading.Thread(
+            target=scrape_during, args=(t0, seconds, scrape_interval, web, pid, stop, during), daemon=True
+        )
         thread.start()
     rss: list[int] = []
     while time.monotonic() < t0 + seconds:
         rss.append(memory_kb(pid))
         time.sleep(min(1.0, max(0.0, t0 + seconds - time.monotonic())))
     w1, t1 = cpu_seconds(pid), time.monotonic()
-    busy1, wait1 = machine_busy(), runqueue_wait(pid)
+    busy1, wait1, mine1 = machine_busy(), runqueue_wait(pid), sum(cpu_seconds(me))
     cpu1 = {k: sum(cpu_seconds(p.pid)) for k, p in helpers.items()}
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
     stop.set()
@@ -997,11 +1267,87 @@ def measure_window(
         t1=t1,
         wsmon_cpu=(w1[0] - w0[0], w1[1] - w0[1]),
         helper_cpu={k: cpu1[k] - cpu0[k] for k in cpu0},
+        bench_cpu=mine1 - mine0,
         busy=(busy1[0] - busy0[0], busy1[1] - busy0[1]),
         runqueue_wait=wait1 - wait0,
         rss=rss,
         loadavg=loadavg,
+        offset=wall_minus_monotonic(),
     )
+
+
+def window_figures(w: Window, n: int, base_kb: int, group_of: dict[str, str]) -> dict[str, Any]:
+    """A window's figures for the report (RSS per target net of a no-target wsmon's ``base_kb``)."""
+    elapsed = w.elapsed
+    user, system = w.wsmon_cpu
+    cores: dict[str, float] = defaultdict(float)
+    for k, used in w.helper_cpu.items():
+        group = group_of.get(k, k)
+        cores[f"{group} servers" if group in ("immediate", "delayed") else group] += used / elapsed
+    cores["this script"] = w.bench_cpu / elapsed
+    scrapes = [w.first, *w.during, w.final]
+    lag = scheduler_lag(w.first, w.final)
+    ok0 = w.first.values("wsmon_probes_total", result="success")
+    ok1 = w.final.values("wsmon_probes_total", result="success")
+    return {
+        "seconds": elapsed,
+        "window_monotonic": [w.t0, w.t1],
+        "scrapes_began_monotonic": [x.began for x in scrapes],
+        "cores": (user + system) / elapsed,
+        "user_cores": user / elapsed,
+        "sys_cores": system / elapsed,
+        "cpu_us_per_ping": (user + system) / (n * elapsed) * 1e6,  # one ping a second per target
+        "pongs_between_scrapes": sum(ok1.values()) - sum(ok0.values()),
+        "helpers_cores": dict(cores),
+        # Other work on the machine competes for the cores: wsmon's lag and RTTs suffer from it.
+        "machine_task_cores": w.busy[0] / elapsed,
+        "machine_irq_cores": w.busy[1] / elapsed,
+        "others_cores": w.others,
+        "wsmon_runqueue_wait_s": w.runqueue_wait,
+        "loadavg": w.loadavg,
+        "rss_kb": {"first": w.rss[0], "last": w.rss[-1], "max": max(w.rss), "after": w.rss_after},
+        "rss_kb_per_target_max": (max(w.rss) - base_kb) / n,
+        "rss_kb_per_target_after": (w.rss_after - base_kb) / n,
+        "lag_buckets_delta": lag["buckets"],
+        "lag_ticks": lag["count"],
+        "lag_p50_ms": lag["p50_ms"],
+        "lag_p99_ms": lag["p99_ms"],
+        "lag_over_100ms": lag["over_100ms"],
+        "lag_observations_per_s": lag["per_s"],
+        "scrapes": [{"wall_s": x.wall_s, "wsmon_cpu_s": x.cpu_s, "bytes": x.size} for x in scrapes],
+    }
+
+
+def rtt_figures(w: Window, wire: Wire, captured: dict[str, str], window: float) -> dict[str, Any]:
+    """A condition's round trips: every captured target compared, summed up by group."""
+    targets, contradicted = compare_window(w.final, wire, captured, window, w.offset)
+    groups: dict[str, Any] = {}
+    for group in ("immediate", "delayed"):
+        mine = [t for t in targets if t["group"] == group]
+        if not mine:
+            continue
+        compared = [t for t in mine if "error_ms" in t]
+        skipped = Counter(t["not_compared"] for t in mine if "not_compared" in t)
+        ping_err, unmatched = per_ping_errors([w.first, *w.during, w.final], wire, {t["target"] for t in mine})
+        summaries = {repr(q): error_summary(mine, q) for q in QUANTILES}
+        groups[group] = {
+            "targets": len(mine),
+            "compared": len(compared),
+            "not_compared": dict(skipped),
+            "window_pings": sum(t["pings"] for t in compared),
+            "window_pings_near_cut": sum(t["near_cut"] for t in compared),
+            "targets_cut_in_doubt": sum(t["cut_in_doubt"] for t in compared),
+            "error_ms": summaries,
+            "verdict": {repr(q): rtt_verdict(summaries[repr(q)], len(mine) - len(compared)) for q in HEADLINE},
+            # the wire's own round trips: median over targets of each target's p50 / p99
+            "wire_ms": {
+                repr(q): quantile(sorted(t["wire_ms"][repr(q)] for t in compared), 0.5) if compared else math.nan
+                for q in HEADLINE
+            },
+            "per_ping_error_ms": summary_ms(ping_err),
+            "per_ping_unmatched": unmatched,
+        }
+    return {"groups": groups, "render_bounds_contradicted": contradicted, "targets": targets}
 
 
 def py_spy_argv(pid: int, seconds: float, out: str) -> list[str]:
@@ -1040,106 +1386,131 @@ def verdict(value: float, goal: float) -> str:
     return "ok" if value <= goal else "MISSED"
 
 
+def machine_line(w: dict[str, Any], fifo: bool) -> str:
+    """What else used the machine during a window: printed as a fact next to its figures."""
+    helpers = ", ".join(f"{k} {v:.3f}" for k, v in w["helpers_cores"].items())
+    return (
+        f"other work {w['others_cores']:.2f} cores of {os.cpu_count()} (load {' '.join(w['loadavg'])}), interrupts "
+        f"{w['machine_irq_cores']:.2f}; wsmon waited {w['wsmon_runqueue_wait_s'] * 1e3:.0f} ms for a CPU"
+        f"{' (SCHED_FIFO)' if fifo else ''}; the benchmark's processes, cores: {helpers}"
+    )
+
+
+def lag_text(w: dict[str, Any]) -> str:
+    text = f"lag p50 {w['lag_p50_ms']:.2f} p99 {w['lag_p99_ms']:.2f} ms ({w['lag_over_100ms']:.0f} over 100 ms)"
+    if w["lag_observations_per_s"] > 1.5 / TICK:
+        text += f" DILUTED ({w['lag_observations_per_s']:.0f} observations/s)"
+    return text
+
+
+def scrapes_text(w: dict[str, Any]) -> str:
+    return ", ".join(f"{s['wall_s']:.2f}s/{s['wsmon_cpu_s']:.2f}s CPU/{s['bytes'] / 1e6:.1f}MB" for s in w["scrapes"])
+
+
 def print_report(r: dict[str, Any]) -> None:
-    n = r["targets"]
+    n, fifo = r["targets"], r["sched_fifo"]
     print(
         f"{n} persistent targets ({n - r['delayed']} answering at once, {r['delayed']} with delayed pongs; "
-        f"url-style {r['url_style']}), "
-        f"window {r['seconds']:.1f}s; all connected in {r['connect_all_s']:.1f}s; "
+        f"url-style {r['url_style']}), windows of {r['seconds']:g}s; all connected in {r['connect_all_s']:.1f}s; "
         f"failures {r['failures']:.0f}, reconnects {r['reconnects']:.0f}"
     )
-    rows = [
-        (
-            "CPU, cores (user+sys)",
-            f"{r['cores']:.3f} ({r['user_cores']:.3f}+{r['sys_cores']:.3f})",
-            GOALS["cores"],
-            r["cores"],
-        ),
-        ("RSS per target, KB", f"{r['rss_kb_per_target']:.2f}", GOALS["rss_kb_per_target"], r["rss_kb_per_target"]),
-        (
-            "scheduler lag p99, ms",
-            f"{r['lag_p99_ms']:.2f} (p50 {r['lag_p50_ms']:.2f})",
-            GOALS["lag_p99_ms"],
-            r["lag_p99_ms"],
-        ),
-    ]
-    # The error of what wsmon reports for a target's p50 and p99 (its window quantiles) against
-    # the same pings on the wire: for the typical target (median) and for 99% of them (p99).
-    for group, g in r.get("rtt", {}).items():
-        for q, label in (("0.5", "p50"), ("0.99", "p99")):
-            t = g["per_target_error_ms"][q]
-            if t.get("n"):
-                worst = max(abs(t["p99"]), abs(t["min"]))
-                text = f"{t['p50']:+.3f} (99%: {t['p99']:+.3f})"
-                rows.append((f"RTT error at {label}, {group}, ms", text, GOALS["rtt_error_ms"], worst))
-    print(f"{'figure':32} {'measured':>28} {'goal':>7}")
-    for label, text, goal, value in rows:
-        diluted = label.startswith("scheduler lag") and r["lag_observations_per_s"] > 1.5 / TICK
-        print(f"{label:32} {text:>28} {goal:>7g}  {'DILUTED (see below)' if diluted else verdict(value, goal)}")
+    go, cw = r["gopersist"], r["cpu_window"]
     print(
-        f"CPU per ping {r['cpu_us_per_ping']:.1f} µs; RSS {r['rss_kb_window']['max'] / 1024:.0f} MiB "
-        f"(before any scrape {r['rss_kb_before_scrapes'] / 1024:.0f} MiB = {r['rss_kb_per_target_before_scrapes']:.2f}"
-        f" KB/target; high-water mark {r['rss_kb_hwm'] / 1024:.0f} MiB; no targets "
-        f"{r['baseline']['rss_kb_after_scrape'] / 1024:.0f} MiB)"
+        f"\nyardstick, before wsmon started: gopersist holding {go['connections']} connections to one multiecho port "
+        f"(pongs at once), a ping a second each: {go['cores']:.3f} cores ({go['user_cores']:.3f}+{go['sys_cores']:.3f}"
+        f") over {go['seconds']:.1f}s, {go['cpu_us_per_ping']:.1f} µs/ping; its RTT p50 {go['rtt_p50_ms']} p99 "
+        f"{go['rtt_p99_ms']} ms"
+    )
+    helpers = ", ".join(f"{k} {v:.3f}" for k, v in go["helpers_cores"].items())
+    print(
+        f"    other work {go['others_cores']:.2f} cores of {os.cpu_count()} (load {' '.join(go['loadavg'])}), "
+        f"interrupts {go['machine_irq_cores']:.2f}; the benchmark's processes, cores: {helpers}"
     )
     print(
-        f"lag: {r['lag_ticks']:.0f} observations ({r['lag_observations_per_s']:.0f}/s), "
-        f"{r['lag_over_100ms']:.0f} over 100 ms"
+        f"CPU window, no scrapes{', with the capture' if r['cpu_window_captured'] else ', no capture'}, "
+        f"{cw['seconds']:.1f}s: wsmon {cw['cores']:.3f} cores ({cw['user_cores']:.3f}+{cw['sys_cores']:.3f}), "
+        f"{cw['cpu_us_per_ping']:.1f} µs/ping; {lag_text(cw)}; RSS {cw['rss_kb']['max'] / 1024:.0f} MiB "
+        f"= {cw['rss_kb_per_target_max']:.2f} KB/target"
     )
-    if r["lag_observations_per_s"] > 1.5 / TICK:
-        print(
-            f"WARNING: the ping wheel observed its lag more than its {1 / TICK:.0f} times a second: early wake-ups "
-            "(busy-waiting until the tick is due) dilute the lag quantiles, which then understate the lag"
-        )
+    print(f"    {machine_line(cw, fifo)}")
     print(
-        "scrapes of /metrics: "
-        + ", ".join(f"{s['wall_s']:.2f}s/{s['wsmon_cpu_s']:.2f}s CPU/{s['bytes'] / 1e6:.1f}MB" for s in r["scrapes"])
+        f"RSS: before any scrape {r['rss_kb_before_scrapes'] / 1024:.0f} MiB = "
+        f"{r['rss_kb_per_target_before_scrapes']:.2f} KB/target; high-water mark {r['rss_kb_hwm'] / 1024:.0f} MiB; "
+        f"no targets {r['baseline']['rss_kb_after_scrape'] / 1024:.0f} MiB"
     )
-    print(
-        "other processes, cores: "
-        + ", ".join(f"{k} {v:.3f}" for k, v in r["helpers_cores"].items())
-        + f"; interrupts (loopback traffic) {r['machine_irq_cores']:.2f}; other work {r['others_cores']:.2f} "
-        f"of {os.cpu_count()} (load {' '.join(r['loadavg'])}); wsmon waited {r['wsmon_runqueue_wait_s'] * 1e3:.0f} ms "
-        f"for a CPU{' (SCHED_FIFO)' if r['sched_fifo'] else ''}; window {r['window_chosen']} of {len(r['windows'])}"
-    )
-    if r["others_cores"] > GOALS["cores"]:
-        print("WARNING: other work used the machine during the window: lag and RTT errors are inflated")
-    if "rtt_window" in r:
-        x = r["rtt_window"]
+    for c in r["conditions"]:
         print(
-            f"round trips: from a window of their own, with tcpdump running: wsmon {x['cores']:.3f} cores, lag p50 "
-            f"{x['lag_p50_ms']:.2f} p99 {x['lag_p99_ms']:.2f} ms, other work {x['others_cores']:.2f} cores, "
-            f"wsmon waited {x['wsmon_runqueue_wait_s'] * 1e3:.0f} ms for a CPU"
+            f"\ncondition {c['name']} ({c['text']}), {c['seconds']:.1f}s: wsmon {c['cores']:.3f} cores "
+            f"({c['user_cores']:.3f}+{c['sys_cores']:.3f}); {lag_text(c)}; RSS after "
+            f"{c['rss_kb_per_target_after']:.2f} KB/target (peak sampled during {c['rss_kb_per_target_max']:.2f})"
         )
-    for group, g in r.get("rtt", {}).items():
-        w, e, d = g["wire_rtt_ms"], g["per_ping_error_ms"], g["per_ping_error_during_scrape_ms"]
+        print(f"    {machine_line(c, fifo)}")
+        inside = len(c["scrapes"]) - 2
+        print(f"    scrapes (wall/wsmon CPU/size): opening, {inside} inside the window, closing: {scrapes_text(c)}")
+        rtt = c.get("rtt")
+        if rtt is None:
+            continue
         print(
-            f"{group}: {g['targets']} targets captured, {g['first_chunk_targets']} read first by each scrape; "
-            f"their wire RTT p50 {w.get('p50', math.nan):.3f} p99 {w.get('p99', math.nan):.3f} ms"
+            f"    {'RTT error, ms (window quantile − wire)':40} {'targets':>8} {'median':>8} {'worst 1%':>9} "
+            f"{'worst':>8}  verdict"
         )
-        print(
-            f"    last ping before a scrape − wire (n={e.get('n', 0)}, unmatched {g['per_ping_unmatched']}): "
-            f"p50 {e.get('p50', math.nan):+.3f} p99 {e.get('p99', math.nan):+.3f} max {e.get('max', math.nan):+.3f} ms"
-        )
-        if d.get("n"):
+        for group, g in rtt["groups"].items():
+            for q, label in (("0.5", "p50"), ("0.99", "p99")):
+                s = g["error_ms"][q]
+                if s.get("n"):
+                    figures = f"{s['median']:+8.3f} {s['worst_1pct']:9.3f} {s['worst']:+8.3f}"
+                else:
+                    figures = f"{'-':>8} {'-':>9} {'-':>8}"
+                print(f"    {group + ' at ' + label:40} {g['targets']:8d} {figures}  {g['verdict'][q]}")
+        for group, g in rtt["groups"].items():
+            p = g["per_ping_error_ms"]
+            skipped = "; ".join(f"{v} {k}" for k, v in g["not_compared"].items())
             print(
-                f"    the same for the targets read later, while the scrape runs (n={d['n']}): "
-                f"p50 {d['p50']:+.3f} p99 {d['p99']:+.3f} max {d['max']:+.3f} ms"
+                f"    {group}: {g['compared']} of {g['targets']} compared{' (' + skipped + ')' if skipped else ''}; "
+                f"wire RTT p50 {g['wire_ms']['0.5']:.3f} p99 {g['wire_ms']['0.99']:.3f} ms (median over targets); "
+                f"{g['window_pings']} pings, {g['window_pings_near_cut']} within {NEAR * 1e3:g} ms of a cut, "
+                f"{g['targets_cut_in_doubt']} targets with the cut in doubt; last RTT at each scrape − wire "
+                f"(n={p.get('n', 0)}, unmatched {g['per_ping_unmatched']}): p50 {p.get('p50', math.nan):+.3f} "
+                f"p99 {p.get('p99', math.nan):+.3f} max {p.get('max', math.nan):+.3f} ms"
             )
-        for q in ("0.5", "0.99", "1.0"):
-            t = g["per_target_error_ms"][q]
-            if t.get("n"):
-                print(
-                    f"    window q{q} − wire q{q}, over {t['n']} targets: p50 {t['p50']:+.3f} p99 {t['p99']:+.3f} "
-                    f"min {t['min']:+.3f} max {t['max']:+.3f} ms"
-                )
-        print(f"    windows: {g['window_pings']} pings, {g['window_pings_near_cut']} within 2 ms of a cut")
+        if rtt["render_bounds_contradicted"]:
+            print(
+                f"    WARNING: {rtt['render_bounds_contradicted']} targets' render times fell outside the bounds "
+                "modelled: their cuts were taken between the scrape's start and its head's arrival"
+            )
     if "capture" in r:
-        c = r["capture"]
+        x = r["capture"]
         print(
-            f"capture: {c['packets']} segments, {c['bytes'] / 1e6:.0f} MB, {c['gaps']} gaps, parsed in "
-            f"{c['parse_s']:.1f}s; tcpdump: {'; '.join(r['tcpdump'])}"
+            f"\ncapture: {x['packets']} segments, {x['bytes'] / 1e6:.0f} MB, {x['gaps']} gaps, parsed in "
+            f"{x['parse_s']:.1f}s; tcpdump: {'; '.join(r['tcpdump'])}"
         )
+    v = r["verdicts"]
+
+    def row(label: str, measured: str, goal: str, judged: str) -> None:
+        print(f"{label:52} {measured:>34} {goal:>12}  {judged}")
+
+    print()
+    row("goal", "measured", "goal", "verdict")
+    ratio = f"{cw['cores']:.3f} / {go['cores']:.3f} = {r['cpu_ratio_to_gopersist']:.2f}×"
+    row(
+        "persistent CPU, wsmon / gopersist (CPU window)", ratio, f"≤ {GOALS['cpu_ratio']:g}×", v["cpu_ratio"]["verdict"]
+    )
+    rss = v["rss"]
+    at = max(rss["by_moment"], key=rss["by_moment"].get)
+    row(
+        "marginal RSS per target, KB (worst moment)",
+        f"{rss['value']:.2f} ({at})",
+        f"≤ {GOALS['rss_kb_per_target']:g}",
+        rss["verdict"],
+    )
+    lag = f"{cw['lag_p99_ms']:.2f} (p50 {cw['lag_p50_ms']:.2f})"
+    row("scheduler lag p99, ms (CPU window)", lag, f"≤ {GOALS['lag_p99_ms']:g}", v["lag"]["verdict"])
+    for c in r["conditions"]:
+        e = v[f"rtt {c['name']}"]
+        measured = f"{e['worst_1pct']:.3f} / {e['worst']:.3f}" if "worst" in e else "-"
+        goal = f"≤ {GOALS['rtt_error_ms']:g} / {GOALS['rtt_error_worst_ms']:g}"
+        row(f"RTT error, {c['name']}: worst 1% / worst target, ms", measured, goal, e["verdict"])
+    print(f"overall: {v['overall']}")
 
 
 def print_profile(path: Path, top: int = 25) -> None:
@@ -1169,11 +1540,24 @@ def interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def intervals(text: str) -> list[float]:
+    values = [float(x) for x in text.split(",") if x.strip()]
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError("scrape intervals are seconds > 0")
+    return values
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", type=int, default=10_000, help="persistent targets (default 10000)")
     parser.add_argument("--delayed", type=int, help="of which served with delayed pongs (default a tenth)")
-    parser.add_argument("--seconds", type=int, default=60, help="measured window (default 60)")
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        default=30,
+        help="every window's length, and wsmon's window setting (default 30: six windows in all, which keeps "
+        "`make bench` under ~10 minutes at 10,000 targets)",
+    )
     parser.add_argument(
         "--pong-delay-ms", type=float, default=20.0, help="the delayed targets' pong delay (default 20)"
     )
@@ -1186,35 +1570,29 @@ def main() -> int:
         "name as the URL path, a few server ports (wsmon registers each path as a secret)",
     )
     parser.add_argument("--no-capture", action="store_true", help="no tcpdump, no RTT error figures")
-    parser.add_argument("--scrape-every", type=float, default=0.0, help="also scrape /metrics every S seconds")
-    parser.add_argument("--profile", action="store_true", help="py-spy wsmon during the window")
+    parser.add_argument(
+        "--scrape-intervals",
+        type=intervals,
+        default=[15.0, 5.0],
+        metavar="S[,S…]",
+        help="a window with /metrics scraped every S seconds, for each S (default 15,5)",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy wsmon during the CPU window")
     parser.add_argument("--timeout", type=float, default=10.0, help="wsmon's timeout setting (default 10)")
     parser.add_argument("--connect-limit", type=float, default=180.0, help="seconds allowed to connect them all")
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="before the window, wait up to S seconds for other work on the machine to calm down",
-    )
-    parser.add_argument("--tries", type=int, default=3, help="windows to try for a quiet one (default 3)")
-    parser.add_argument(
-        "--max-others",
-        type=float,
-        default=0.25,
-        help="cores other work may use during a window for it to count as quiet (default 0.25)",
-    )
     parser.add_argument(
         "--sched-fifo",
         action="store_true",
         help="run wsmon's thread with SCHED_FIFO priority 10 during the windows: its own lag, not a busy machine's",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (config, logs)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (config, logs, capture)")
     args = parser.parse_args()
     if args.delayed is None:
         args.delayed = args.targets // 10
     if not 0 <= args.delayed <= args.targets or args.targets < 1:
         parser.error("need 0 ≤ --delayed ≤ --targets and --targets ≥ 1")
+    if args.seconds < 2:
+        parser.error("--seconds must be at least 2")
     began = time.time()
     # Stop cleanly (the finally clauses stop every process started) on SIGTERM, and on SIGINT
     # even when started in the background (where the shell has SIGINT ignored).
@@ -1236,6 +1614,7 @@ def main() -> int:
             "args": vars(args),
             "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
             "goals": GOALS,
+            "render_chunk": RENDER_CHUNK,
             **wsmon_origin(),
         }
     )
