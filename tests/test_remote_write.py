@@ -86,3 +86,39 @@ def test_the_sink_writes_what_the_text_sink_would() -> None:
 
 def test_an_empty_sink_is_an_empty_request() -> None:
     assert decode(RemoteWriteSink(FAMILIES, T).body()) == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        (("target", "a"),),
+        (("target", "a"), ("Zone", "eu"), ("_x", "1"), ("zz", "2")),  # before and after __name__ and le
+        (("target", "a"), ("m", "between le and reason")),
+        (),
+    ],
+)
+def test_the_sink_orders_labels_like_a_plain_sort(target: tuple[tuple[str, str], ...]) -> None:
+    """Series by series, the sink's templates give exactly what sorting each label set gives."""
+    sink = RemoteWriteSink(FAMILIES, T, extra=(("job", "wsmon"),))
+    sink.target(target)
+    expected = []
+    calls: list[tuple[str, float, tuple[tuple[str, str], ...]]] = [
+        ("probe_success", 1.0, ()),
+        ("wsmon_probes", 3.0, (("result", "failure"), ("reason", "closed"))),
+        ("wsmon_probes", 4.0, (("result", "success"), ("reason", "none"))),
+        ("probe_success", 0.0, (("quantile", "0.5"),)),
+    ]
+    for family, value, extra in calls:
+        sink.sample(family, value, extra)
+        name = f"{family}_total" if family == "wsmon_probes" else family
+        expected.append(encode_series((("__name__", name), *target, ("job", "wsmon"), *extra), value, T))
+    histogram = LatencyHistogram()
+    histogram.observe(0.01)
+    sink.histogram("wsmon_ping_pong_duration_seconds", histogram)
+    for le, count in histogram.cumulative():
+        labels = (("__name__", "wsmon_ping_pong_duration_seconds_bucket"), *target, ("job", "wsmon"), ("le", le))
+        expected.append(encode_series(labels, float(count), T))
+    for suffix, value in (("_sum", histogram.sum), ("_count", 1.0)):
+        labels = (("__name__", f"wsmon_ping_pong_duration_seconds{suffix}"), *target, ("job", "wsmon"))
+        expected.append(encode_series(labels, value, T))
+    assert bytes(cramjam.snappy.decompress_raw(sink.body())) == b"".join(expected)

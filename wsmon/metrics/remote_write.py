@@ -43,6 +43,9 @@ Families = Mapping[str, tuple[str, str]]  # family name → (type, HELP), as the
 
 _DOUBLE = struct.Struct("<d")
 _NAME = "__name__"
+_NAME_ONLY = (_NAME,)
+_BUCKET_NAMES = (_NAME, "le")
+Template = tuple[tuple[bytes, ...], tuple[int, ...]]  # see RemoteWriteSink._template
 
 
 def _varint(value: int) -> bytes:
@@ -87,20 +90,30 @@ class RemoteWriteSink:
 
     ``extra`` labels (e.g. ``job``) go on every series; every sample carries ``timestamp_ms``
     (the render time: remote write has no "now" of the receiver's).
+
+    A series' labels must go out sorted by name, and they are a target's fixed labels merged
+    with ``__name__`` and the series' own (``le``, ``quantile``, ``reason``…). For each target and
+    each set of series label *names* the merged order is the same, so it is worked out once
+    (a template: runs of the target's encoded labels, with slots for the rest) and a series is
+    then a join of ready-made bytes.
     """
 
     def __init__(self, families: Families, timestamp_ms: int, extra: Labels = ()) -> None:
         self._counters = {name for name, (kind, _) in families.items() if kind == "counter"}
-        self._timestamp_ms = timestamp_ms
-        self._labels: dict[tuple[str, str], bytes] = {}  # encoded once per distinct label
+        tail = b"\x10" + _varint(timestamp_ms) if timestamp_ms else b""
+        self._sample_head = bytes((0x12, 9 + len(tail), 0x09))  # a Sample is < 128 bytes
+        self._sample_tail = tail
         self._extra = extra
-        self._target: Labels = extra
+        self._labels: dict[tuple[str, str], bytes] = {}  # each distinct label encoded once
+        self._fixed: Labels = extra
+        self._templates: dict[tuple[str, ...], Template] = {}
         self._parts: list[bytes] = []
         self.series = 0
 
     def target(self, labels: Labels) -> None:
         """The labels every following series carries (the target's), until the next call."""
-        self._target = (*labels, *self._extra)
+        self._fixed = tuple(sorted((*labels, *self._extra)))
+        self._templates = {}
 
     def _encoded(self, label: tuple[str, str]) -> bytes:
         encoded = self._labels.get(label)
@@ -108,21 +121,64 @@ class RemoteWriteSink:
             encoded = self._labels[label] = _label(*label)
         return encoded
 
-    def _put(self, name: str, value: float, extra: Labels = ()) -> None:
-        labels = sorted(((_NAME, name), *self._target, *extra))
-        body = b"".join([self._encoded(label) for label in labels]) + _sample(value, self._timestamp_ms)
-        self._parts.append(b"\x0a" + _varint(len(body)) + body)
+    def _template(self, names: tuple[str, ...]) -> Template:
+        """The merged label order for series whose own label names are ``names`` (``__name__``
+        first): the target's encoded labels between the series' own, as (runs, slots) with
+        ``len(runs) == len(slots) + 1`` — a series is ``runs[0] + own[slots[0]] + runs[1] …``."""
+        merged = sorted([(name, index) for index, name in enumerate(names)] + [(n, -1) for n, _ in self._fixed])
+        fixed = iter(self._fixed)
+        runs, slots, run = [], [], b""
+        for _, index in merged:
+            if index < 0:
+                run += self._encoded(next(fixed))
+            else:
+                runs.append(run)
+                slots.append(index)
+                run = b""
+        runs.append(run)
+        template = self._templates[names] = (tuple(runs), tuple(slots))
+        return template
+
+    def _series(self, body: bytes, value: float) -> None:
+        body += self._sample_head + _DOUBLE.pack(value) + self._sample_tail
+        size = len(body)
+        if size < 0x80:
+            head = bytes((0x0A, size))
+        elif size < 0x4000:
+            head = bytes((0x0A, (size & 0x7F) | 0x80, size >> 7))
+        else:
+            head = b"\x0a" + _varint(size)
+        self._parts.append(head + body)
         self.series += 1
+
+    def _put(self, name: str, value: float, extra: Labels = ()) -> None:
+        own = ((_NAME, name), *extra)
+        names = (_NAME, *[label[0] for label in extra]) if extra else _NAME_ONLY
+        runs, slots = self._templates.get(names) or self._template(names)
+        encoded = self._encoded
+        if len(slots) == 1:
+            body = runs[0] + encoded(own[0]) + runs[1]
+        else:
+            parts = [runs[0]]
+            for slot, run in zip(slots, runs[1:], strict=True):
+                parts += (encoded(own[slot]), run)
+            body = b"".join(parts)
+        self._series(body, value)
 
     def sample(self, family: str, value: float, extra: Labels = ()) -> None:
         """A gauge sample, or a counter's ``_total``."""
         self._put(f"{family}_total" if family in self._counters else family, float(value), extra)
 
     def histogram(self, family: str, histogram: LatencyHistogram) -> None:
+        # The buckets differ only in ``le`` and the count: their template is filled once.
+        bucket = (_NAME, f"{family}_bucket")
+        # "__name__" < "le" whatever else: the slots are always (0, 1), the runs three.
+        runs, _ = self._templates.get(_BUCKET_NAMES) or self._template(_BUCKET_NAMES)
+        encoded = self._encoded
+        before = runs[0] + encoded(bucket) + runs[1]
         count = 0
-        bucket = f"{family}_bucket"
         for le, count in histogram.cumulative():
-            self._put(bucket, float(count), (("le", le),))
+            self._series(before + encoded(("le", le)) + runs[2], float(count))
         self._put(f"{family}_sum", histogram.sum)
         self._put(f"{family}_count", float(count))
 
