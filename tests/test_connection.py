@@ -265,11 +265,23 @@ MASKED_TEXT = bytes((0x80 | OP_TEXT, 0x80 | 1)) + b"\x01\x02\x03\x04" + b"x"
     ],
     ids=["masked", "reserved bits", "unknown opcode", "long ping", "fragmented ping", "stray continuation"],
 )
-async def test_a_protocol_error_aborts_the_connection(data: bytes, error: str) -> None:
+async def test_a_protocol_error_fails_the_connection(data: bytes, error: str) -> None:
     conn, transport = upgraded()
     transport.feed(data)
     ((kind, exc),) = conn.events
     assert kind == "failed"
     assert isinstance(exc, ProtocolError) and str(exc) == error
     assert transport.aborted
-    assert transport.frames() == []  # no close frame: the peer is beyond talking to
+    # Failed with its reason (RFC 6455 §7.1.7): a close frame with 1002, then the connection dropped.
+    assert transport.frames() == [(OP_CLOSE, close_payload(1002))]
+
+
+async def test_a_text_message_that_is_not_utf8_fails_the_connection_with_1007() -> None:
+    conn, transport = upgraded()
+    conn.parser.keep_data = True
+    transport.feed(server_frame(OP_TEXT, b"caf\xc3"))
+    ((kind, exc),) = conn.events
+    assert kind == "failed"
+    assert isinstance(exc, ProtocolError) and (str(exc), exc.code) == ("a text message is not valid UTF-8", 1007)
+    assert transport.aborted
+    assert transport.frames() == [(OP_CLOSE, close_payload(1007))]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.servers import server_frame
 from wsmon.errors import ProtocolError
 from wsmon.ws.frames import (
+    MAX_FRAGMENTS,
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
@@ -190,7 +191,12 @@ def messages(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, bytes | list[bytes
             items.append((opcode, payload))
             continue
         opcode = draw(st.sampled_from([OP_TEXT, OP_BINARY]))
-        fragments = draw(st.lists(payloads, min_size=1, max_size=4))
+        if opcode == OP_TEXT:  # UTF-8, as text must be, cut anywhere (within a character too)
+            text = draw(st.text(max_size=150)).encode()
+            cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=3)))
+            fragments = [text[a:b] for a, b in itertools.pairwise([0, *cuts, len(text)])]
+        else:
+            fragments = draw(st.lists(payloads, min_size=1, max_size=4))
         interleaved: list[tuple[int, bytes]] = []
         for i, fragment in enumerate(fragments):
             last = i == len(fragments) - 1
@@ -245,3 +251,38 @@ def test_a_masked_frame_is_a_protocol_error(
     p = parser(keep_data)
     with pytest.raises(ProtocolError, match="the server masked a frame"):
         feed_all(p, *split(stream + masked, cuts))
+
+
+def test_endless_empty_fragments_are_not_kept() -> None:
+    """A peer sending empty continuation frames forever must not grow the kept message."""
+    p = parser(keep_data=True, max_size=1 << 20)
+    stream = server_frame(OP_TEXT, b"x", fin=False) + server_frame(OP_CONT, b"", fin=False) * (3 * MAX_FRAGMENTS)
+    assert p.feed(stream) == []
+    assert p.feed(server_frame(OP_CONT, b"y")) == [(TOO_LARGE, b"")]
+    # Up to the bound, fragments are joined as usual.
+    p = parser(keep_data=True)
+    stream = server_frame(OP_TEXT, b"a", fin=False) + server_frame(OP_CONT, b"", fin=False) * (MAX_FRAGMENTS - 2)
+    assert p.feed(stream + server_frame(OP_CONT, b"b")) == [(OP_TEXT, b"ab")]
+
+
+@pytest.mark.parametrize(
+    ("payload", "valid"),
+    [
+        (b"plain", True),
+        ("héllo wörld ✓".encode(), True),
+        (b"\xff\xfe", False),
+        (b"caf\xc3", False),  # cut in the middle of a character
+        (b"\xed\xa0\x80", False),  # a UTF-16 surrogate encoded as UTF-8
+    ],
+)
+def test_kept_text_must_be_utf8(payload: bytes, valid: bool) -> None:
+    stream = server_frame(OP_TEXT, payload[:2], fin=False) + server_frame(OP_CONT, payload[2:])
+    if valid:
+        assert feed_all(parser(keep_data=True), stream) == [(OP_TEXT, payload)]
+    else:
+        with pytest.raises(ProtocolError) as caught:
+            feed_all(parser(keep_data=True), stream)
+        assert (str(caught.value), caught.value.code) == ("a text message is not valid UTF-8", 1007)
+    # Binary messages carry any bytes; drained text is not read at all.
+    assert feed_all(parser(keep_data=True), server_frame(OP_BINARY, payload)) == [(OP_BINARY, payload)]
+    assert feed_all(parser(keep_data=False), server_frame(OP_TEXT, payload)) == [(OP_TEXT, b"")]

@@ -62,7 +62,15 @@ class HandshakeError(Exception):
 
 
 class ProtocolError(Exception):
-    """The server broke the framing rules; the connection cannot go on."""
+    """The server broke the framing rules; the connection cannot go on.
+
+    ``code`` is the close code the connection is failed with (RFC 6455 §7.4.1): 1002 for a
+    framing error, 1007 for a text message that is not UTF-8.
+    """
+
+    def __init__(self, message: str, code: int = 1002) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ConnectionClosed(Exception):

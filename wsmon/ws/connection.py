@@ -185,6 +185,8 @@ class ClientConnection(asyncio.Protocol):
         if not self.opened.done():
             self.opened.set_exception(exc)
         self.failed(exc)
+        if isinstance(exc, ProtocolError) and self.response is not None:
+            self.send_close(exc.code)  # fail the WebSocket connection with its reason (RFC 6455 §7.1.7)
         self.abort()
 
     # --- what subclasses hear about ------------------------------------------------------

@@ -15,6 +15,7 @@ import struct
 from wsmon.errors import ProtocolError
 
 __all__ = [
+    "MAX_FRAGMENTS",
     "OP_BINARY",
     "OP_CLOSE",
     "OP_CONT",
@@ -34,6 +35,9 @@ TOO_LARGE = -1  # pseudo-opcode: a data message bigger than the limit (its paylo
 
 _DATA_OPCODES = (OP_CONT, OP_TEXT, OP_BINARY)
 _CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
+# Frames one kept message may come in: each fragment is a list entry, and a peer sending
+# endless empty continuation frames must not grow that list without bound.
+MAX_FRAGMENTS = 4096
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")
 
@@ -70,9 +74,11 @@ class FrameParser:
     """Turns server bytes into ``(opcode, payload)`` events.
 
     Control frames come out whole. A data message comes out once, when complete: with its
-    payload while ``keep_data`` is set and it fits in ``max_size``, otherwise with an empty
-    payload (``keep_data`` unset: it was drained) or as ``TOO_LARGE``. Payloads that are not
-    kept are skipped as they arrive, never buffered, so a 4 MiB snapshot costs no memory.
+    payload while ``keep_data`` is set and it fits in ``max_size`` (and in ``MAX_FRAGMENTS``
+    frames), otherwise with an empty payload (``keep_data`` unset: it was drained) or as
+    ``TOO_LARGE``. Payloads that are not kept are skipped as they arrive, never buffered, so a
+    4 MiB snapshot costs no memory. A kept text message that is not UTF-8 fails the connection
+    (ProtocolError, close code 1007); a drained one is not read, so not checked either.
     """
 
     __slots__ = (
@@ -145,7 +151,7 @@ class FrameParser:
             if (opcode == OP_CONT) == (self._message_op is None):
                 raise ProtocolError("continuation frame out of sequence")
             keep = self.keep_data and not self._too_large
-            if keep and self._size + length > self.max_size:
+            if keep and (self._size + length > self.max_size or len(self._parts) >= MAX_FRAGMENTS):
                 keep = False
             elif keep and end - pos - head < length:
                 break  # a kept frame is taken whole: wait for the rest of it
@@ -179,4 +185,9 @@ class FrameParser:
         assert opcode is not None
         event = (TOO_LARGE, b"") if self._too_large else (opcode, b"".join(self._parts))
         self._message_op, self._parts, self._size, self._too_large = None, [], 0, False
+        if event[0] == OP_TEXT and event[1] and not event[1].isascii():
+            try:
+                event[1].decode()
+            except UnicodeDecodeError:
+                raise ProtocolError("a text message is not valid UTF-8", code=1007) from None
         return event
