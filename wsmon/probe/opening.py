@@ -87,10 +87,13 @@ class Opening:
                 began = clock.timed(Phase.TLS, began, version=self.tls_version)
             clock.enter(Phase.UPGRADE)
             response = await conn.opened
-        except BaseException:
+        except BaseException as exc:
             if sock is not None:
                 sock.close()  # a no-op once a transport owns it
-            conn.abort()
+            if isinstance(exc, asyncio.CancelledError) and conn.response is not None:
+                conn.go_away()  # cancelled (wsmon stopping) just as the upgrade completed
+            else:
+                conn.abort()
             if not conn.opened.done():
                 conn.opened.cancel()  # nobody will await it: no "exception never retrieved"
             raise

@@ -152,6 +152,10 @@ class _Probe:
                 conn.send_close(1000)
                 await conn.wait(Phase.CLOSE)
                 timed(Phase.CLOSE, began)
+        except asyncio.CancelledError:
+            if self.conn is not None:
+                self.conn.go_away()  # wsmon is stopping: every open WebSocket gets its 1001
+            raise
         except Exception as exc:
             if isinstance(exc, HandshakeError):
                 self.status_code = exc.status

@@ -135,6 +135,13 @@ class ClientConnection(asyncio.Protocol):
             self.close_sent = True
             self._send(OP_CLOSE, close_payload(code, reason))
 
+    def go_away(self) -> None:
+        """Leave now, politely: a close frame with 1001 (going away), then the TCP connection
+        closed once that frame is written — without waiting for the peer's answer."""
+        self.send_close(1001)
+        if self.transport is not None:
+            self.transport.close()
+
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
