@@ -56,7 +56,7 @@ def refused_url() -> str:
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """The probe tests run on both loops: wsmon runs on uvloop, whose transports differ."""
-    if item.path.name == "test_probe.py":
+    """The probe and transport tests run on both loops: wsmon runs on uvloop, whose transports differ."""
+    if item.path.name in ("test_probe.py", "test_stamped.py"):
         return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}

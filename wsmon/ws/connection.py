@@ -2,9 +2,10 @@
 
 Measured here (see bench/): per probe, ``websockets``' asyncio client costs 6× the CPU of a Go
 prober and its sans-I/O core on a Protocol 2.2×; this lean path, with the handshake and framing
-of ``wsmon.handshake`` / ``wsmon.frames``, matches Go. It also keeps timestamps honest: the
-receive time is read first thing in ``data_received``, before any parsing, and the send time
-right before ``transport.write``.
+of ``wsmon.handshake`` / ``wsmon.frames``, matches Go. It also keeps timestamps honest: the send
+time is read right before ``transport.write``, and the receive time is the kernel's arrival time
+when the transport has it (``StampedTransport`` calls ``data_received_at``), else it is read
+first thing in ``data_received``, before any parsing.
 
 ``ClientConnection`` does the protocol work (handshake, framing, answering pings, the close
 handshake) and reports what arrives through methods that subclasses override.
@@ -78,7 +79,11 @@ class ClientConnection(asyncio.Protocol):
         self._request = b""  # sent: a long-lived connection need not keep it
 
     def data_received(self, data: bytes) -> None:
-        now = perf_counter()  # first: everything after this would make round trips look longer
+        # First: everything after this would make round trips look longer.
+        self.data_received_at(data, perf_counter())
+
+    def data_received_at(self, data: bytes, now: float) -> None:
+        """``data`` arrived at ``now`` (perf_counter): from a transport that knows when."""
         if self.response is None:
             data = self._receive_head(data, now)
             if not data:
@@ -107,6 +112,11 @@ class ClientConnection(asyncio.Protocol):
             why = f": {exc}" if exc else ""
             self.opened.set_exception(ConnectionClosed(f"the server closed the connection{why}"))
         self.lost(exc)
+
+    @property
+    def kernel_stamps(self) -> bool:
+        """Whether the latest arrival time came from the kernel (not from when it was read)."""
+        return self.transport is not None and bool(self.transport.get_extra_info("kernel_stamps", False))
 
     # --- sending ------------------------------------------------------------------------
 
