@@ -22,7 +22,7 @@ from tests.servers import MS, Peer, server_frame
 from wsmon.errors import ConnectionClosed, HandshakeError, ProtocolError
 from wsmon.ws import connection
 from wsmon.ws.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TOO_LARGE, close_payload
-from wsmon.ws.handshake import MAX_HEAD, build_request
+from wsmon.ws.handshake import MAX_HEAD
 
 
 @pytest.fixture
@@ -64,18 +64,6 @@ async def test_the_upgrade_request_goes_out_on_connect() -> None:
     )
     assert transport.written == transport.request  # nothing else until the answer
     assert not conn.opened.done()
-
-
-async def test_the_request_waits_for_tls_when_asked() -> None:
-    loop = asyncio.get_running_loop()
-    conn = RecordingConnection(build_request("example.com", "/", "a2V5", ()), "a2V5", loop)
-    conn.request_on_connect = False  # what Opening does before starting TLS on the transport
-    plain = FakeTransport(conn)
-    assert plain.written == b""
-    tls = FakeTransport(asyncio.Protocol())  # the transport start_tls returns, TLS up
-    conn.send_request(tls)
-    assert tls.request.startswith(b"GET / HTTP/1.1\r\n")
-    assert conn.transport is tls
 
 
 # Where the server's answer (a 101 head and a pong right behind it) is cut into pieces.

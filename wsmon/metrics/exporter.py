@@ -8,6 +8,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from wsmon import __version__
+from wsmon.metrics.clock import ReceiveClockCollector
 from wsmon.probe.result import ProbeResult
 
 __all__ = ["ExporterMetrics"]
@@ -25,6 +26,7 @@ class ExporterMetrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        self.registry.register(ReceiveClockCollector())
         Gauge("wsmon_build_info", "wsmon version", ["version"], registry=self.registry).labels(__version__).set(1)
         self.probes = Counter(
             "wsmon_exporter_probes",

@@ -10,14 +10,15 @@ import asyncio
 import socket
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from wsmon.probe.module import Module
 from wsmon.probe.phases import PhaseClock
 from wsmon.probe.reasons import Phase
 from wsmon.ws.connection import ClientConnection
 from wsmon.ws.handshake import build_request, new_key
-from wsmon.ws.proxy import parse_proxy, proxy_connect
+from wsmon.ws.proxy import parse_proxy
+from wsmon.ws.stamped import StampedTransport
 from wsmon.ws.tls import certificate_expiry, client_context
 from wsmon.ws.url import TargetURL
 
@@ -57,43 +58,28 @@ class Opening:
         conn = factory(build_request(target.host_header, target.resource, key, headers, module.subprotocols), key, loop)
         context = client_context(module.tls) if target.secure else None
         server_name = (module.tls.server_name or target.host) if context else None
-        sock: socket.socket | None = None
+        transport: StampedTransport | None = None
         try:
-            if proxy is None:
-                # The upgrade request goes out once TLS is up, or at once on a plain connection.
-                conn.request_on_connect = context is None
-                transport = await self._connect(loop, addresses, conn)
-                began = clock.timed(Phase.CONNECT, began)
-                if context is not None:
-                    clock.enter(Phase.TLS)
-                    tls = await loop.start_tls(
-                        cast(asyncio.WriteTransport, transport), conn, context, server_hostname=server_name
-                    )
-                    assert tls is not None  # None only when the loop could not start TLS at all
-                    transport = tls
-                    conn.send_request(transport)
-            else:
-                sock = await self._connect_socket(loop, addresses)
-                await proxy_connect(loop, sock, target, proxy)
-                began = clock.timed(Phase.CONNECT, began)
-                clock.enter(Phase.TLS if context else Phase.UPGRADE)
-                transport, _ = await loop.create_connection(
-                    lambda: conn, sock=sock, ssl=context, server_hostname=server_name
-                )
+            # Our own transport on the socket: it reads the kernel's receive timestamps, so a
+            # pong that waited for a busy loop still carries its arrival time (wsmon.ws.stamped).
+            transport = await StampedTransport.connect(addresses, proxy=proxy, target=target)
+            self.ip_protocol = 6 if transport.get_extra_info("socket").family == socket.AF_INET6 else 4
+            began = clock.timed(Phase.CONNECT, began)
             if context is not None:
+                clock.enter(Phase.TLS)
+                await transport.start_tls(context, server_name)
                 ssl_object = transport.get_extra_info("ssl_object")
-                self.tls_version = ssl_object.version() if ssl_object else None
+                self.tls_version = ssl_object.version()
                 self.cert_expiry = certificate_expiry(ssl_object)
                 began = clock.timed(Phase.TLS, began, version=self.tls_version)
             clock.enter(Phase.UPGRADE)
+            transport.start(conn)  # connection_made: the upgrade request goes out
             response = await conn.opened
         except BaseException as exc:
-            if sock is not None:
-                sock.close()  # a no-op once a transport owns it
             if isinstance(exc, asyncio.CancelledError) and conn.response is not None:
                 conn.go_away()  # cancelled (wsmon stopping) just as the upgrade completed
-            else:
-                conn.abort()
+            elif transport is not None:
+                transport.abort()
             if not conn.opened.done():
                 conn.opened.cancel()  # nobody will await it: no "exception never retrieved"
             raise
@@ -113,47 +99,6 @@ class Opening:
         if not addresses:
             raise socket.gaierror(f"no {module.ip_protocol} address for the host")
         return addresses
-
-    async def _connect(
-        self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]], conn: ClientConnection
-    ) -> asyncio.BaseTransport:
-        """A transport to the first address that accepts.
-
-        ``create_connection`` with an IP literal, not ``sock_connect``: uvloop's ``sock_connect``
-        looks the address up again in its thread pool, which cost ~40% of a probe's CPU here.
-        """
-        last: OSError | None = None
-        for family, sockaddr in addresses:
-            try:
-                transport, _ = await loop.create_connection(lambda: conn, sockaddr[0], sockaddr[1], family=family)
-            except OSError as exc:
-                last = exc
-                continue
-            self.ip_protocol = 6 if family == socket.AF_INET6 else 4
-            return transport
-        assert last is not None
-        raise last
-
-    async def _connect_socket(self, loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]]) -> socket.socket:
-        """A connected socket to the first address that accepts (to talk to a proxy first)."""
-        last: OSError | None = None
-        for family, sockaddr in addresses:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.sock_connect(sock, sockaddr)
-            except OSError as exc:
-                sock.close()
-                last = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            self.ip_protocol = 6 if family == socket.AF_INET6 else 4
-            return sock
-        assert last is not None
-        raise last
 
 
 def _headers(module: Module, target: TargetURL) -> tuple[tuple[str, str], ...]:

@@ -36,7 +36,6 @@ class ClientConnection(asyncio.Protocol):
         "is_lost",
         "opened",
         "parser",
-        "request_on_connect",
         "response",
         "transport",
     )
@@ -61,18 +60,11 @@ class ClientConnection(asyncio.Protocol):
         self.close_sent = False
         self.close_code: int | None = None  # the code of the peer's close frame, once received
         self.is_lost = False
-        self.request_on_connect = True
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.request_on_connect:
-            self.send_request(transport)
-        else:
-            self.transport = cast(asyncio.Transport, transport)
-
-    def send_request(self, transport: asyncio.BaseTransport) -> None:
-        """Send the upgrade request on ``transport`` (the TLS one, once TLS is up)."""
+        """The transport is up (TLS done, for wss): the upgrade request goes out."""
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         self.transport.write(self._request)

@@ -407,6 +407,7 @@ class StampedTransport(asyncio.Transport):
         if when is None:
             when = now
             self.kernel_stamps = False
+            stamps.tally.loop_reads += 1
         else:
             self.kernel_stamps = True
         if self._ssl is not None:

@@ -31,7 +31,7 @@ import socket
 import sys
 from struct import Struct
 
-__all__ = ["ANCILLARY_SIZE", "MAX_AGE_NS", "SO_TIMESTAMPNS", "arrival", "enable"]
+__all__ = ["ANCILLARY_SIZE", "MAX_AGE_NS", "SO_TIMESTAMPNS", "Tally", "arrival", "enable", "tally"]
 
 # Python's socket module does not name it. 35 is asm-generic's value (x86, ARM, RISC-V…); the
 # few architectures that differ (SPARC, PA-RISC, Alpha) get no stamps, never a wrong option.
@@ -49,16 +49,33 @@ MAX_AGE_NS = 60 * 1_000_000_000
 _keeper: socket.socket | None = None
 
 
+class Tally:
+    """What the process' reads were timed by, for the exporter's own metrics to show."""
+
+    __slots__ = ("kernel_sockets", "loop_reads", "loop_sockets")
+
+    def __init__(self) -> None:
+        self.kernel_sockets = 0  # sockets the kernel stamps
+        self.loop_sockets = 0  # sockets it would not stamp: every read timed when read
+        self.loop_reads = 0  # reads timed when read (no stamp, or none that made sense)
+
+
+tally = Tally()
+
+
 def enable(sock: socket.socket) -> bool:
     """Ask the kernel to stamp what ``sock`` receives; False where it cannot."""
     if SO_TIMESTAMPNS is None or sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
+        tally.loop_sockets += 1
         return False
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     except OSError:
+        tally.loop_sockets += 1
         return False
     if _keeper is None:
         _keep_stamping_on()
+    tally.kernel_sockets += 1
     return True
 
 
