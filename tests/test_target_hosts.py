@@ -13,6 +13,7 @@ import pytest
 from tests import servers
 from tests.exporter import running_exporter
 from wsmon.config.file import Settings, load_config, parse_config, parse_target_table
+from wsmon.config.web import WebConfig
 from wsmon.errors import ConfigError, TargetError
 from wsmon.probe.module import BUILTIN_MODULES
 from wsmon.ws.url import parse_target
@@ -151,3 +152,19 @@ async def test_check_refuses_a_nul_host() -> None:
     assert output.decode() == (
         "wsmon: error: the target URL holds a control character or a space; percent-encode it (%20) or remove it\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("ws://A.Example.COM./x", True),  # the raw string's trailing dot would miss the rule
+        ("ws://a\uff0eexample\u3002com/x", True),  # full-width stops: IDNA maps them to "."
+        ("ws://user:pw@a.example.com/x", True),  # userinfo is not where the probe connects
+        ("ws://a.example.com:8080/x", False),
+        ("ws://example.com/x", False),
+    ],
+)
+def test_the_canonical_form_is_what_an_allowlist_matches(url: str, allowed: bool) -> None:
+    """What /probe's allowlist should be given: the host that is connected to, written out."""
+    rules = WebConfig(probe_allow=("ws://*.example.com/*",))
+    assert rules.probe_allowed(parse_target(url).canonical, False) is allowed
