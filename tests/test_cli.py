@@ -96,7 +96,7 @@ async def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
         ),
         (["check", "ws://x/", "--config", str(tmp_path / "missing.toml")], "no such file"),
         (["check", "ws://x/", "--timeout", "10"], "invalid duration '10'"),
-        (["check", "ws://x/", "-H", "NoColon"], "wsmon: error: --header 'NoColon'…: use 'Name: value'"),
+        (["check", "ws://x/", "-H", "NoColon"], "wsmon: error: --header #1 has no 'Name:' before its value"),
     ]
     for args, expected in cases:
         code, out, err = await wsmon(*args)
@@ -148,3 +148,24 @@ def test_help_explains_every_command() -> None:
         "--config",
     ):
         assert flag in serve_help
+
+
+CANARY = "CLICANARY-4f3e2d1c0b"
+
+
+async def test_usage_errors_never_echo_a_secret() -> None:
+    """A typo in -H, or userinfo read as a scheme, used to print the token in the error."""
+    cases = [
+        (["check", "ws://x/", "-H", "Accept: x", "-H", f"Authorization=Bearer {CANARY}"], "--header #2 has no 'Name:'"),
+        (["check", "ws://x/", "-H", f"Bearer {CANARY}"], "--header #1 has no 'Name:'"),
+        (["check", f"alice:{CANARY}@node.example:8546/ws"], "unsupported scheme: the target must be a ws://"),
+        (["check", f"{CANARY}:@node.example/ws"], "unsupported scheme: the target must be a ws://"),
+        (["check", f"http://alice:{CANARY}@node.example/"], "unsupported scheme http://: the target must be"),
+        (["check", f"ws://alice:{CANARY}@node.example:bad/"], "unparsable target URL (invalid port)"),
+        (["check", f"ws://alice:{CANARY}@no\\de.example/"], "the target URL holds a backslash"),
+    ]
+    for args, expected in cases:
+        code, out, err = await wsmon(*args)
+        assert CANARY not in out + err, args
+        assert code == 2, args
+        assert err.startswith("wsmon: error: ") and expected in err and len(err.splitlines()) == 1, (args, err)

@@ -17,6 +17,7 @@ from tests.exporter import RunningExporter, running_exporter
 from tests.servers import MS, go_duration
 from wsmon.config.file import Config, parse_config
 from wsmon.logs import configure_logging
+from wsmon.redact import secrets
 
 CANARY = "CANARY-s3cr3t-7f1e9a2b4c"
 HEADER_CANARY = "HDRCANARY-0d9c8b7a6f"
@@ -134,3 +135,33 @@ async def test_no_canary_in_usage_errors() -> None:
     code, output = await _run_check(f"ws://[::1/{quote(CANARY)}")
     assert code == 2
     assert_clean(output)
+
+
+async def test_probed_urls_do_not_blind_later_log_lines(
+    capfd: pytest.CaptureFixture[str], unused_tcp_port: int
+) -> None:
+    """A URL path was registered as a secret at every /probe: ``/probe?target=ws://h/failed``
+    made every later "failed" in the log print "****"."""
+    configure_logging(logging.INFO)
+    try:
+        async with running_exporter() as exporter:
+            for path in ("failed", "warning", "2026-12-0"):
+                await exporter.client.get("/probe", params={"target": f"ws://127.0.0.1:{unused_tcp_port}/{path}"})
+            structlog.get_logger("wsmon").warning("login failed", seen="warning", day="2026-12-01")
+        logged = capfd.readouterr()
+    finally:
+        with capfd.disabled():  # back on the session's stderr, not on capfd's soon closed one
+            configure_logging(logging.WARNING)
+    assert "login failed" in logged.err and "seen=warning" in logged.err and "day=2026-12-01" in logged.err
+
+
+async def test_probed_urls_do_not_grow_the_registry(unused_tcp_port: int) -> None:
+    """100 /probe requests with 60 KB paths kept 24 MB in the registry for good."""
+    async with running_exporter() as exporter:
+        before = len(secrets), secrets.size
+        for i in range(50):
+            target = f"ws://127.0.0.1:{unused_tcp_port}/{i:03d}{'x' * 8_000}?key={CANARY}{i}"
+            response = await exporter.client.get("/probe", params={"target": target})
+            assert 'reason="refused"' in response.text
+            assert_clean(response.text)
+        assert (len(secrets), secrets.size) == before

@@ -18,12 +18,12 @@ from wsmon.config.file import Config, Mode, Settings, load_config
 from wsmon.config.push import parse_push
 from wsmon.continuous.shard import parse_shard
 from wsmon.errors import ConfigError, TargetError
-from wsmon.logs import LogFormat, configure_logging
+from wsmon.logs import LogFormat, clean, configure_logging
 from wsmon.probe.log import ProbeLog
 from wsmon.probe.prober import probe
 from wsmon.probe.report import probe_json, probe_line, probe_report, summary_json, summary_lines
 from wsmon.probe.result import ProbeResult
-from wsmon.redact import secrets
+from wsmon.redact import secrets, userinfo_secrets
 from wsmon.serve import parse_listen_address, raise_fd_limit, run, serve
 from wsmon.web.auth import hash_password
 from wsmon.ws.url import parse_target
@@ -44,7 +44,7 @@ EXIT_UP, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
 
 
 def _fail_usage(message: str) -> typer.Exit:
-    typer.echo(f"wsmon: error: {secrets.scrub(message)}", err=True)
+    typer.echo(f"wsmon: error: {clean(message)}", err=True)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -191,11 +191,20 @@ def _log_format(value: str) -> LogFormat:
     return "json" if value == "json" else "console"
 
 
-def _header(text: str) -> tuple[str, str]:
+# Headers whose values are credentials: registered as secrets, never shown.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def _header(index: int, text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     if not sep or not name.strip():
-        raise _fail_usage(f"--header {name.strip()!r}…: use 'Name: value'")
-    return name.strip(), value.strip()
+        # Nothing of the text is shown: "Authorization=Bearer <token>" is what a typo looks like.
+        raise _fail_usage(f"--header #{index} has no 'Name:' before its value; write it as 'Name: value'")
+    name, value = name.strip(), value.strip()
+    if name.lower() in _SECRET_HEADERS:
+        # "Bearer <token>", and the token alone: either may be quoted by an error.
+        secrets.add([value, value.partition(" ")[2].strip()])
+    return name, value
 
 
 @app.command(name="check")
@@ -229,6 +238,7 @@ def check_command(
         target = parse_target(url).redacted
     except (ConfigError, TargetError) as exc:
         raise _fail_usage(str(exc)) from None
+    secrets.add(userinfo_secrets(url))  # a password given on the command line is a credential
     chosen = loaded.modules.get(module)
     if chosen is None:
         raise _fail_usage(f"unknown module {module!r}: known modules are {', '.join(sorted(loaded.modules))}")
@@ -238,9 +248,7 @@ def check_command(
     if pings is not None:
         overrides["pings"] = pings
     if header:
-        extra = tuple(_header(h) for h in header)
-        secrets.add(v for k, v in extra if k.lower() in ("authorization", "cookie"))
-        overrides["headers"] = (*chosen.headers, *extra)
+        overrides["headers"] = (*chosen.headers, *(_header(i, h) for i, h in enumerate(header, 1)))
     if subprotocol:
         overrides["subprotocols"] = tuple(subprotocol)
     if insecure:
@@ -298,6 +306,10 @@ def config_check_command(path: Annotated[str, typer.Argument(help="Config file t
         loaded = load_config(path)
     except ConfigError as exc:
         raise _fail_usage(str(exc)) from None
+    except Exception as exc:
+        # load_config makes every problem of the file a ConfigError; anything else is a fault of
+        # wsmon's, and still gets one line and exit 2 (a traceback may quote the file).
+        raise _fail_usage(f"{path}: cannot load: {type(exc).__name__} (a fault of wsmon's; please report)") from None
     counts = ", ".join(f"{sum(t.mode is mode for t in loaded.targets)} {mode}" for mode in Mode)
     typer.echo(f"{path}: valid ({len(loaded.modules)} modules, {len(loaded.targets)} targets: {counts})")
 

@@ -1,6 +1,8 @@
 """Logging, configured in one place: structlog for wsmon, the stdlib for libraries (uvicorn).
 
-Every line passes a last scrub of known secrets, exception texts and tracebacks included.
+Every line, exception texts and tracebacks included, passes ``clean``: the URLs and HTTP
+request targets in it redacted by structure (uvicorn and httpx log them whole), then the
+configured secret values scrubbed.
 """
 
 from __future__ import annotations
@@ -13,28 +15,33 @@ from typing import Any, Literal
 
 import structlog
 
-from wsmon.redact import secrets
+from wsmon.redact import redact_text, secrets
 
-__all__ = ["configure_logging"]
+__all__ = ["clean", "configure_logging"]
 
 LogFormat = Literal["console", "json"]
 
 
+def clean(text: str) -> str:
+    """``text`` fit for a log line or an error message: URLs redacted, secrets scrubbed."""
+    return secrets.scrub(redact_text(text))
+
+
 def _scrub_event(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    return {k: secrets.scrub(v) if isinstance(v, str) else v for k, v in event.items()}
+    return {k: clean(v) if isinstance(v, str) else v for k, v in event.items()}
 
 
 class _ScrubbingFormatter(structlog.stdlib.ProcessorFormatter):
     """Library log lines (uvicorn, httpx, asyncio) in wsmon's own format, scrubbed."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return secrets.scrub(super().format(record))
+        return clean(super().format(record))
 
 
 def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     import traceback
 
-    sys.stderr.write(secrets.scrub("".join(traceback.format_exception(kind, exc, tb))))
+    sys.stderr.write(clean("".join(traceback.format_exception(kind, exc, tb))))
 
 
 def configure_logging(level: int = logging.INFO, fmt: LogFormat = "console") -> None:

@@ -75,9 +75,10 @@ async def serve(
 
     def reload() -> bool:
         notifier.notify("RELOADING=1")
-        ok = live.reload()
-        notifier.notify("READY=1")
-        return ok
+        try:
+            return live.reload()
+        finally:  # systemd must never be left believing a reload is still under way
+            notifier.notify("READY=1")
 
     state = ExporterState(
         live=live,

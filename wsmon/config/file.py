@@ -16,12 +16,13 @@ from typing import Any
 
 from wsmon.config.modules import parse_module
 from wsmon.config.push import PushTarget, parse_push
-from wsmon.config.secret_sources import expand_env, read_secret_file
+from wsmon.config.secret_sources import expand_env, read_bounded, read_secret_file
 from wsmon.config.validate import LABEL_NAME, check_keys, duration, typed
 from wsmon.config.web import WebConfig, parse_web
 from wsmon.errors import ConfigError, TargetError
 from wsmon.probe.jsonpath import JsonPath
 from wsmon.probe.module import BUILTIN_MODULES, Module
+from wsmon.redact import secrets, url_secrets, userinfo_secrets
 from wsmon.ws.url import parse_target
 
 __all__ = [
@@ -77,6 +78,8 @@ RESERVED_LABELS = frozenset(
     }
 )
 DEFAULT_TIMEOUT = 10.0
+# 20,000 targets take 2.5 MB; a file many times that size is a mistake, not a config.
+MAX_CONFIG_FILE = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +212,16 @@ def parse_target_table(
     else:
         url = read_secret_file(typed(table, "url_file", str, where), where)
     try:
-        parse_target(url)
+        parsed = parse_target(url)
     except TargetError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    # Configured credentials are secrets wherever they came from: a URL read from a file as a
+    # whole (its token may show up alone), userinfo as basic_auth. A URL written in the file
+    # is shown redacted by structure; its path is not registered (it may be a word).
+    if "url_file" in table:  # the whole URL is registered already; its token-like parts too
+        secrets.add(url_secrets(url, whole_path=False))
+    if parsed.basic_auth is not None:
+        secrets.add([parsed.basic_auth, *userinfo_secrets(url)])
     try:
         mode = Mode(typed(table, "mode", str, where)) if "mode" in table else Mode.PROBE
     except ValueError:
@@ -292,16 +302,32 @@ def parse_config(
 def load_config(
     path: str | Path, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Config:
+    """The config file at ``path``; ConfigError (one line) for whatever makes it unusable.
+
+    The file is read as ``read_bounded`` reads secret files (a regular file, at most
+    ``MAX_CONFIG_FILE`` bytes), and a file nested too deeply for the parser or too large for
+    memory is refused like any invalid file: a reload of a hostile file keeps the config in
+    force instead of failing with an exception.
+    """
     where = str(path)
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+        text = read_bounded(str(path), MAX_CONFIG_FILE).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{where}: no such file; pass --config with the path of your targets.toml") from None
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{where}: cannot read: {exc.strerror or type(exc).__name__}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{where}: not valid TOML: the file must be UTF-8 text") from None
-    return parse_config(data, where, env, overrides)
+    except ValueError as exc:  # not a regular file, or too large
+        raise ConfigError(f"{where} {exc}") from None
+    except MemoryError:
+        raise ConfigError(f"{where}: too large to load into memory") from None
+    try:
+        data = tomllib.loads(text)
+        return parse_config(data, where, env, overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: tables or arrays nested too deeply; flatten the file") from None
+    except MemoryError:
+        raise ConfigError(f"{where}: too large to load into memory") from None

@@ -69,18 +69,37 @@ class LiveConfig:
             try:
                 config = load_config(self.path, overrides=self._overrides)
             except ConfigError as exc:
-                if self._reload_ok is not None:
-                    self._reload_ok.set(0)
-                log.error("config reload failed; the previous config keeps running", error=str(exc))
-                return False
+                return self._refused(str(exc))
+            except Exception as exc:  # whatever the cause, a bad file is only refused
+                # load_config turns every problem of the file into a ConfigError; anything else
+                # is a fault of wsmon's, and it must not stop what runs either. Its text is not
+                # shown: an exception may quote what it was parsing.
+                return self._refused(
+                    f"{self.path}: cannot load: {type(exc).__name__} (a fault of wsmon's; please report)"
+                )
             self._current = config
-            for listener in self._listeners:
-                listener(config)
+            try:
+                for listener in self._listeners:
+                    listener(config)
+            except Exception as exc:
+                # A listener that fails leaves part of the new config applied: say so, and let the
+                # gauge tell the operator that this reload did not go through cleanly.
+                log.error("config reload applied only in part; reload again or restart", error=type(exc).__name__)
+                self._set_ok(0)
+                return False
             self._succeeded()
         return True
 
-    def _succeeded(self) -> None:
+    def _refused(self, why: str) -> bool:
+        self._set_ok(0)
+        log.error("config reload failed; the previous config keeps running", error=why)
+        return False
+
+    def _set_ok(self, value: float) -> None:
         if self._reload_ok is not None:
-            self._reload_ok.set(1)
+            self._reload_ok.set(value)
+
+    def _succeeded(self) -> None:
+        self._set_ok(1)
         if self._reload_time is not None:
             self._reload_time.set(time.time())

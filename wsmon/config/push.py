@@ -6,7 +6,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from wsmon.config.credentials import CREDENTIAL_KEYS, parse_authorization
 from wsmon.config.secret_sources import expand_env
@@ -15,6 +15,7 @@ from wsmon.config.validate import LABEL_NAME, check_keys, duration, typed
 from wsmon.errors import ConfigError
 from wsmon.redact import secrets
 from wsmon.ws.tls import TLSOptions
+from wsmon.ws.url import basic_credentials
 
 __all__ = ["PushTarget", "parse_push"]
 
@@ -59,12 +60,27 @@ def parse_push(table: Mapping[str, Any], index: int, where: str, env: Mapping[st
     if "url" not in table:
         raise ConfigError(f"{where}: url is missing: the base URL of vmagent, VictoriaMetrics or the Pushgateway")
     url = expand_env(typed(table, "url", str, where), where, env).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        # urllib checks the port only when it is read.
+        hostname, username, password, _port = parts.hostname, parts.username, parts.password, parts.port
+    except ValueError:
+        raise ConfigError(f"{where}: url must be an http:// or https:// base URL with a valid host and port") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise ConfigError(f"{where}: url must be an http:// or https:// base URL")
+    userinfo_auth = None
+    if username is not None:
+        # Credentials in the URL are basic_auth by another name: taken out of the URL (which
+        # is shown and used without them) and registered as secrets like basic_auth's.
+        if any(key in table for key in CREDENTIAL_KEYS):
+            raise ConfigError(f"{where}: set credentials in the url or in basic_auth/bearer_token, not both")
+        userinfo_auth = "Basic " + basic_credentials(unquote(username), unquote(password or ""))
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        parts = urlsplit(url)
+    # Push URLs are few and configured, and httpx quotes the URL in some of its errors.
     secrets.add_url(url)
     values: dict[str, Any] = {"kind": kind, "url": url}
-    values["name"] = typed(table, "name", str, where) if "name" in table else f"{kind}:{parts.netloc.split('@')[-1]}"
+    values["name"] = typed(table, "name", str, where) if "name" in table else f"{kind}:{parts.netloc}"
     for key in ("interval", "timeout"):
         if key in table:
             values[key] = duration(table, key, where)
@@ -81,7 +97,7 @@ def parse_push(table: Mapping[str, Any], index: int, where: str, env: Mapping[st
             if not LABEL_NAME.fullmatch(key) or not isinstance(value, str):
                 raise ConfigError(f"{where}: extra_labels: {key!r} must be a label name with a string value")
         values["extra_labels"] = tuple(sorted(labels.items()))
-    values["authorization"] = parse_authorization(table, where, env)
+    values["authorization"] = userinfo_auth or parse_authorization(table, where, env)
     values["tls"] = parse_tls(table, where)
     if "delete_on_shutdown" in table:
         values["delete_on_shutdown"] = typed(table, "delete_on_shutdown", bool, where)

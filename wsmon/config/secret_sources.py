@@ -1,18 +1,24 @@
-"""Secrets come from the environment (``${VAR}``) or from files, never only from the TOML."""
+"""Secrets come from the environment (``${VAR}``) or from files, never only from the TOML.
+
+Files are read by ``read_bounded``: regular files only, opened without blocking and read up to
+a limit, so that a path to ``/dev/zero``, a FIFO nobody writes or a directory is a one-line
+error instead of a hang or an exhausted memory.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
-from pathlib import Path
 
 from wsmon.errors import ConfigError
 from wsmon.redact import secrets
 
-__all__ = ["expand_env", "read_secret_file"]
+__all__ = ["MAX_SECRET_FILE", "expand_env", "read_bounded", "read_secret_file"]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_SECRET_FILE = 64 * 1024  # a token, a password or a URL; anything larger is the wrong file
 
 
 def expand_env(text: str, where: str, env: Mapping[str, str] | None = None) -> str:
@@ -33,12 +39,50 @@ def expand_env(text: str, where: str, env: Mapping[str, str] | None = None) -> s
     return _VAR.sub(substitute, text)
 
 
+def read_bounded(path: str, limit: int) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them.
+
+    Raises OSError when the system refuses, ValueError (a message that reads after the path)
+    for anything but a regular file and for a file of more than ``limit`` bytes.
+    """
+    # O_NONBLOCK: opening a FIFO for reading would wait for a writer; the flag does not
+    # change how a regular file reads.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ValueError("is a directory; give the path of a file")
+        if not stat.S_ISREG(mode):
+            raise ValueError("is not a regular file (a device, FIFO or socket); point it at a file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ValueError(f"is larger than {_size(limit)}; point it at the right file")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _size(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+
+
 def read_secret_file(path: str, where: str) -> str:
     """A secret file's content without its trailing newline (as editors and `echo` leave it)."""
     try:
-        value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        value = read_bounded(path, MAX_SECRET_FILE).decode("utf-8").rstrip("\r\n")
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: secret file {path} is not UTF-8 text") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: secret file {path} {exc}") from None
     if not value:
         raise ConfigError(f"{where}: secret file {path} is empty")
     secrets.add([value])

@@ -17,9 +17,14 @@ from typing import Any
 
 import structlog
 
+from wsmon.config.secret_sources import read_bounded
+
 __all__ = ["RuntimeChanges", "load_changes", "save_changes"]
 
 log = structlog.get_logger("wsmon")
+
+# 10,000 added targets take about 3 MB; a larger file is not one wsmon wrote.
+MAX_STATE_FILE = 64 << 20
 
 
 @dataclass
@@ -30,21 +35,48 @@ class RuntimeChanges:
 
 
 def load_changes(path: Path | None) -> RuntimeChanges:
+    """The changes saved in the state file; an unreadable file is moved aside, never fatal.
+
+    Whatever is wrong with the file (not JSON, not UTF-8, nested too deeply for the parser,
+    too large for memory, unreadable), wsmon starts from the config alone and says so in one
+    line. Added targets that name a ``url_file`` are dropped: the targets API never writes one,
+    and a state file must not make wsmon read a file the config did not name.
+    """
     if path is None or not path.exists():
         return RuntimeChanges()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return RuntimeChanges(
+        data = json.loads(read_bounded(str(path), MAX_STATE_FILE).decode("utf-8"))
+        changes = RuntimeChanges(
             added=[dict(t) for t in data.get("added", [])],
             paused=[str(n) for n in data.get("paused", [])],
             removed=[str(n) for n in data.get("removed", [])],
         )
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError, MemoryError) as exc:
         # Keep the unreadable file for a human; start from the config alone.
         backup = path.with_name(path.name + ".unreadable")
-        os.replace(path, backup)
-        log.error("state file unreadable; moved aside", path=str(path), moved_to=str(backup), error=type(exc).__name__)
+        try:
+            os.replace(path, backup)
+        except OSError as move:
+            log.error(
+                "state file unreadable, and it cannot be moved aside; starting from the config alone",
+                path=str(path),
+                error=type(exc).__name__,
+                move_error=move.strerror,
+            )
+        else:
+            log.error(
+                "state file unreadable; moved aside", path=str(path), moved_to=str(backup), error=type(exc).__name__
+            )
         return RuntimeChanges()
+    kept = [t for t in changes.added if "url_file" not in t]
+    if len(kept) != len(changes.added):
+        log.error(
+            "state file: added targets with url_file are ignored; add them to the config file instead",
+            path=str(path),
+            ignored=len(changes.added) - len(kept),
+        )
+        changes.added = kept
+    return changes
 
 
 def save_changes(path: Path | None, changes: RuntimeChanges) -> None:
