@@ -472,17 +472,17 @@ def basic(name: str, password: str) -> str:
 async def test_unknown_users_take_as_long_as_known_ones() -> None:
     auth = authenticator(ADMIN, cost=10)
     loop = asyncio.get_running_loop()
-
-    async def took(name: str, client: str) -> float:
-        began = loop.time()
-        assert await auth.identify(basic(name, WRONG_PASSWORD), client) is None
-        return loop.time() - began
-
-    for round_ in range(3):
-        known = await took(ADMIN[0], f"10.0.0.{round_}")
-        unknown = await took("nobody-by-that-name", f"10.0.1.{round_}")
-        overlong = await took(ADMIN[0] + "x", f"10.0.2.{round_}")
-        assert unknown > known / 2 and overlong > known / 2, (known, unknown, overlong)
+    times: dict[str, list[float]] = {"known": [], "unknown": [], "overlong": []}
+    names = {"known": ADMIN[0], "unknown": "nobody-by-that-name", "overlong": ADMIN[0]}
+    for round_ in range(5):
+        for kind, name in names.items():
+            password = "x" * 100 if kind == "overlong" else WRONG_PASSWORD
+            began = loop.time()
+            assert await auth.identify(basic(name, password), f"10.{round_}.0.{len(times[kind])}") is None
+            times[kind].append(loop.time() - began)
+    # The fastest of each is what the work costs, whatever else the machine did meanwhile.
+    fastest = {kind: min(taken) for kind, taken in times.items()}
+    assert fastest["unknown"] > fastest["known"] / 2 and fastest["overlong"] > fastest["known"] / 2, times
 
 
 async def test_one_user_name_is_limited_from_any_address() -> None:
