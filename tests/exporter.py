@@ -14,6 +14,7 @@ from tests.servers import MS
 from wsmon.config.file import Config
 from wsmon.config.live import LiveConfig
 from wsmon.web.app import ECHO_PATH, ExporterState, create_app
+from wsmon.web.limits import WebLimits
 
 
 @dataclass
@@ -42,17 +43,21 @@ class RunningExporter:
 
 @contextlib.asynccontextmanager
 async def running_exporter(
-    config: Config | None = None, timeout: float | None = None, *, debug: bool = False
+    config: Config | None = None,
+    timeout: float | None = None,
+    *,
+    debug: bool = False,
+    limits: WebLimits | None = None,
 ) -> AsyncIterator[RunningExporter]:
     """``create_app`` served by uvicorn on a free loopback port, with a client for it.
 
     ``timeout`` replaces the config's ``[settings] timeout`` (a multiple of ``MS``); ``debug``
-    is ``--debug``.
+    is ``--debug``; ``limits`` the ``--web.*`` bounds (default: none).
     """
     config = config or Config()
     if timeout is not None:
         config = replace(config, settings=replace(config.settings, timeout=timeout))
-    state = ExporterState(live=LiveConfig(config), debug=debug)
+    state = ExporterState(live=LiveConfig(config), debug=debug, limits=limits or WebLimits())
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(state),
@@ -69,8 +74,8 @@ async def running_exporter(
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
         await asyncio.sleep(10 * MS)
     port = server.servers[0].sockets[0].getsockname()[1]
-    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30_000 * MS) as client:
+    pool = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=pool, timeout=30_000 * MS) as client:
         try:
             yield RunningExporter(state=state, port=port, client=client)
         finally:

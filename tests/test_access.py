@@ -6,13 +6,17 @@ Most tests speak to a real ``wsmon serve`` (its log is read too); the config var
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import httpx
 import pytest
 
@@ -21,8 +25,11 @@ from tests.realservers import WsmonProcess, web_user
 from tests.servers import MS, go_duration
 from wsmon.config.file import Config, parse_config
 from wsmon.config.live import LiveConfig
-from wsmon.config.web import WebConfig
+from wsmon.config.web import User, WebConfig
+from wsmon.errors import TooManyFailures
+from wsmon.web import auth as auth_module
 from wsmon.web.app import ExporterState, create_app
+from wsmon.web.auth import Authenticator
 
 ADMIN = ("alice", "correct horse battery")
 VIEWER = ("victor", "viewer password 9")
@@ -213,6 +220,7 @@ def test_changes_need_the_csrf_token_and_wsmons_own_origin(wsmon: Wsmon) -> None
             "wrong token": wsmon.changes(token="not-the-token"),
             "foreign origin": wsmon.changes(origin="https://evil.example"),
             "foreign port": wsmon.changes(origin="http://127.0.0.1:1"),
+            "foreign scheme": wsmon.changes(origin=f"https://{wsmon.host}"),  # wsmon serves http here
             "null origin": wsmon.changes(origin="null"),
             "cross-site fetch": {**wsmon.changes(), "Sec-Fetch-Site": "cross-site"},
         }
@@ -376,3 +384,133 @@ async def test_targets_are_unavailable_not_empty_while_wsmon_starts() -> None:
     async with app_client(config_with(web_user(*ADMIN, "admin"))) as client:
         response = await client.get("/api/targets", auth=ADMIN)
     assert response.status_code == 503
+
+
+# --- the login limit holds against parallel guesses, forged addresses and timing --------------
+
+
+def test_parallel_wrong_passwords_are_counted_before_they_are_checked(wsmon: Wsmon) -> None:
+    def guess(_: int) -> int:
+        with wsmon.client("127.0.0.5") as client:  # a user no other test guesses for (names are limited too)
+            return client.get("/api/targets", auth=(VIEWER[0], WRONG_PASSWORD)).status_code
+
+    with ThreadPoolExecutor(15) as pool:
+        statuses = sorted(pool.map(guess, range(15)))
+    assert statuses == [401] * 5 + [429] * 10
+
+
+def test_forwarded_for_is_believed_from_trusted_proxies_only(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(ADMIN_TOKEN + "\n")
+    config = tmp_path / "targets.toml"
+    config.write_text(f'[web.tokens.ci]\ntoken_file = "{tmp_path / "token"}"\nrole = "admin"\n')
+    with WsmonProcess(tmp_path, config) as process, httpx.Client(base_url=process.base, timeout=10) as client:
+        # From 127.0.0.1, which uvicorn believes by default: a new X-Forwarded-For each time.
+        statuses = [
+            client.get(
+                "/api/targets",
+                headers={"Authorization": "Bearer wrong-token-0123456789", "X-Forwarded-For": f"1.2.3.{i}"},
+            ).status_code
+            for i in range(7)
+        ]
+    assert statuses == [401] * 5 + [429] * 2
+    failed = [line for line in process.log_path.read_text().splitlines() if "login failed" in line]
+    assert len(failed) == 5 and all("127.0.0.1" in line and "1.2.3." not in line for line in failed), failed
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_and_scheme_count(tmp_path: Path) -> None:
+    tokens = admin_token(tmp_path)
+    # The in-process client connects from 127.0.0.1: the proxy here.
+    config = config_with('[web]\ntrusted_proxies = ["127.0.0.0/8", "10.0.0.0/8"]\n' + tokens)
+    wrong = {"Authorization": "Bearer wrong-token-0123456789"}
+    async with app_client(config) as client:
+        for _ in range(5):
+            response = await client.get("/api/targets", headers={**wrong, "X-Forwarded-For": "203.0.113.7"})
+            assert response.status_code == 401
+        # 203.0.113.7 is locked out, however it dresses up: entries left of the proxies' are its own.
+        for forwarded in ("203.0.113.7", "198.51.100.1, 203.0.113.7", "203.0.113.7, 10.1.2.3"):
+            response = await client.get("/api/targets", headers={**wrong, "X-Forwarded-For": forwarded})
+            assert response.status_code == 429, forwarded
+        # …while another client behind the same proxy is not.
+        response = await client.get("/api/targets", headers={**wrong, "X-Forwarded-For": "203.0.113.8"})
+        assert response.status_code == 401
+        # The page was served over https by the proxy: its Origin is https, and that is wsmon's own.
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Forwarded-For": "203.0.113.9"}
+        origin = {"Origin": "https://wsmon.test"}
+        https = {**admin, **origin, "X-Forwarded-Proto": "https"}
+        assert (await client.post("/-/reload", headers=https)).status_code == 400  # past access control
+        refused = await client.post("/-/reload", headers={**admin, **origin})  # http to wsmon: another origin
+        assert refused.status_code == 403 and refused.json() == {"error": "cross-site request refused"}
+
+
+async def test_without_trusted_proxies_forwarded_headers_change_nothing(tmp_path: Path) -> None:
+    tokens = admin_token(tmp_path)
+    async with app_client(config_with(tokens)) as client:
+        wrong = {"Authorization": "Bearer wrong-token-0123456789"}
+        for i in range(5):
+            response = await client.get("/api/targets", headers={**wrong, "X-Forwarded-For": f"203.0.113.{i}"})
+            assert response.status_code == 401
+        response = await client.get("/api/targets", headers={**wrong, "X-Forwarded-For": "203.0.113.99"})
+        assert response.status_code == 429
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Origin": "https://wsmon.test", "X-Forwarded-Proto": "https"}
+        assert (await client.post("/-/reload", headers=admin)).status_code == 429  # still locked: same address
+    async with app_client(config_with(tokens)) as client:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Origin": "https://wsmon.test", "X-Forwarded-Proto": "https"}
+        refused = await client.post("/-/reload", headers=admin)
+        assert refused.status_code == 403 and refused.json() == {"error": "cross-site request refused"}
+
+
+def admin_token(directory: Path) -> str:
+    """A ``[web.tokens.ci]`` table: ADMIN_TOKEN, role admin."""
+    (directory / "admin.token").write_text(ADMIN_TOKEN + "\n")
+    return f'[web.tokens.ci]\ntoken_file = "{directory / "admin.token"}"\nrole = "admin"\n'
+
+
+CHEAP = 4  # bcrypt cost for the unit tests below: the same code path, 300 times faster
+
+
+def authenticator(*users: tuple[str, str], cost: int = CHEAP) -> Authenticator:
+    return Authenticator(
+        WebConfig(users=tuple(User(n, bcrypt.hashpw(p.encode(), bcrypt.gensalt(cost)), "admin") for n, p in users))
+    )
+
+
+def basic(name: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
+
+
+async def test_unknown_users_take_as_long_as_known_ones() -> None:
+    auth = authenticator(ADMIN, cost=10)
+    loop = asyncio.get_running_loop()
+    times: dict[str, list[float]] = {"known": [], "unknown": [], "overlong": []}
+    names = {"known": ADMIN[0], "unknown": "nobody-by-that-name", "overlong": ADMIN[0]}
+    for round_ in range(5):
+        for kind, name in names.items():
+            password = "x" * 100 if kind == "overlong" else WRONG_PASSWORD
+            began = loop.time()
+            assert await auth.identify(basic(name, password), f"10.{round_}.0.{len(times[kind])}") is None
+            times[kind].append(loop.time() - began)
+    # The fastest of each is what the work costs, whatever else the machine did meanwhile.
+    fastest = {kind: min(taken) for kind, taken in times.items()}
+    assert fastest["unknown"] > fastest["known"] / 2 and fastest["overlong"] > fastest["known"] / 2, times
+
+
+async def test_one_user_name_is_limited_from_any_address() -> None:
+    auth = authenticator(ADMIN)
+    assert await auth.identify(basic(*ADMIN), "10.9.9.9") is not None  # the admin's open dashboard
+    for name in (ADMIN[0], "nobody-by-that-name"):  # known or not, the same answers
+        for i in range(auth_module.MAX_USER_FAILURES):
+            assert await auth.identify(basic(name, WRONG_PASSWORD), f"10.1.{len(name)}.{i}") is None
+        with pytest.raises(TooManyFailures):
+            await auth.identify(basic(name, WRONG_PASSWORD), "10.2.0.1")
+    with pytest.raises(TooManyFailures):
+        await auth.identify(basic(ADMIN[0], "another guess"), "10.2.0.2")
+    # The credentials that passed before still pass: guessing does not lock the admin out.
+    assert await auth.identify(basic(*ADMIN), "10.9.9.9") is not None
+
+
+async def test_a_success_does_not_count_as_a_failure() -> None:
+    auth = authenticator(ADMIN)
+    for _ in range(auth_module.MAX_FAILURES * 2):
+        assert await auth.identify(basic(*ADMIN), "10.3.0.1") is not None
+        auth._verified.clear()  # bcrypt every time, as a new password would be
+    assert await auth.identify(basic(ADMIN[0], WRONG_PASSWORD), "10.3.0.1") is None

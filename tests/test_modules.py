@@ -188,7 +188,7 @@ def test_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch
 # --- validation: one exact message per rule ---------------------------------------------------------
 
 MODULE_KEYS = (
-    "basic_auth, bearer_token, bearer_token_file, headers, ip_protocol, ip_protocol_fallback, "
+    "allow, basic_auth, bearer_token, bearer_token_file, headers, ip_protocol, ip_protocol_fallback, "
     "max_message_size, ping, ping_spacing, pings, proxy_url, steps, subprotocols, timeout, tls"
 )
 INVALID_DURATION = "use a number with a unit, e.g. 500ms, 10s, 1m30s"
@@ -340,3 +340,48 @@ def test_type_errors_do_not_quote_secrets(table: dict[str, Any]) -> None:
     with pytest.raises(ConfigError) as caught:
         parse(table)
     assert "s3cr3t-in-wrong-place" not in str(caught.value)
+
+
+# --- who /probe may use a module with: credentials and allow ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "env", "credentials"),
+    [
+        ({}, {}, False),
+        ({"headers": {"Origin": "https://app.example", "User-Agent": "x/1"}}, {}, False),
+        ({"bearer_token": "t0ken-for-credentials-1"}, {}, True),
+        ({"basic_auth": {"username": "u", "password": "p"}}, {}, True),
+        ({"headers": {"Authorization": "Bearer literal-t0ken-2"}}, {}, True),
+        ({"headers": {"cookie": "session=abc"}}, {}, True),
+        ({"headers": {"X-Api-Key": "literal"}}, {}, True),
+        ({"headers": {"X-Auth-Token": "literal"}}, {}, True),
+        ({"headers": {"X-Tenant": "${TENANT}"}}, {"TENANT": "from-the-environment"}, True),  # env: a secret
+    ],
+)
+def test_modules_with_credentials_are_marked(table: dict[str, Any], env: dict[str, str], credentials: bool) -> None:
+    assert parse(table, env=env).carries_credentials is credentials
+
+
+def test_allow_lists_url_patterns() -> None:
+    module = parse({"bearer_token": "t0ken-for-allow-3", "allow": ["wss://*.infura.io/**", "ws://10.0.0.1:8546/"]})
+    assert module.allow == ("wss://*.infura.io/**", "ws://10.0.0.1:8546/")
+    assert parse({}).allow is None
+    assert parse({"allow": []}).allow == ()  # only the module's configured targets
+
+
+@pytest.mark.parametrize(
+    ("allow", "message"),
+    [
+        ("wss://*.infura.io/*", f"{W}: allow must be an array, not a string"),
+        ([1], f"{W}: allow entry 1 must be a string (a ws:// or wss:// URL pattern)"),
+        (["node1"], f"{W}: allow entry 1: not a URL pattern: write ws://host/path or wss://host/path"),
+        (["https://*.infura.io/*"], f"{W}: allow entry 1: not a URL pattern"),
+        (["wss://a:s3cr3t-in-pattern@h/*"], f"{W}: allow entry 1: not a URL pattern"),
+    ],
+)
+def test_allow_must_list_url_patterns(allow: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse({"allow": allow})
+    assert str(caught.value).startswith(message)
+    assert "s3cr3t-in-pattern" not in str(caught.value)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import servers
 from tests.exporter import RunningExporter, running_exporter
 from tests.servers import MS
 from wsmon.config.file import parse_config
+from wsmon.web.limits import WebLimits, default_max_probes
 
 SEED_SIX = [
     "probe_success",
@@ -209,3 +213,109 @@ async def test_a_thousand_concurrent_probes_never_mix() -> None:
         found = samples(text)
         assert found[("probe_success", ())] == i % 2, f"probe {i} got another probe's answer: {text}"
         assert (("probe_websocket_failure_info", (("reason", "refused"),)) in found) == (i % 2 == 0)
+
+
+# --- a module's credentials go only where its operator named -------------------------------
+
+PROBE_TOKEN = "pr0be-module-t0ken-do-not-leak"
+
+
+async def _recording(peer: servers.Peer) -> None:
+    await peer.upgrade()
+    await peer.serve_frames()
+
+
+async def test_a_module_with_credentials_only_probes_its_own_targets(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(PROBE_TOKEN + "\n")
+    async with servers.raw_server(_recording) as node:
+        config = parse_config(
+            {
+                "modules": {
+                    "secret": {"bearer_token_file": str(token_file)},
+                    "fenced": {"bearer_token_file": str(token_file), "allow": [f"ws://127.0.0.1:{node.port}/ok/*"]},
+                    "listed": {"allow": []},  # no credentials, but an allow list: the same rule
+                    "open": {"headers": {"Origin": "https://app.example"}},
+                },
+                "targets": [
+                    {"name": "named", "url": node.url("/named"), "module": "secret", "mode": "scrape"},
+                    {"name": "plain", "url": node.url("/plain"), "mode": "scrape"},
+                ],
+            },
+            "test.toml",
+        )
+        async with running_exporter(config) as exporter:
+
+            async def probe(target: str, module: str | None = None) -> httpx.Response:
+                params = {"target": target, **({"module": module} if module else {})}
+                return await exporter.client.get("/probe", params=params)
+
+            refused = [
+                (node.url("/anywhere"), "secret"),  # a URL nobody named for the module
+                ("plain", "secret"),  # a configured target, but of another module
+                (node.url("/named"), "secret"),  # the configured URL typed in, not the name
+                (node.url("/elsewhere"), "fenced"),
+                (node.url("/ok/a/b"), "fenced"),  # '*' is one segment
+                (node.url("/ok/../x"), "fenced"),
+                (node.url("/ok/x"), "listed"),
+            ]
+            for target, refused_module in refused:
+                response = await probe(target, refused_module)
+                assert response.status_code == 403, (target, refused_module, response.text)
+                assert response.text.count("\n") == 1 and PROBE_TOKEN not in response.text
+                assert response.text.startswith(f"module {refused_module!r} "), response.text
+            assert node.requests == []  # nothing was sent anywhere, credentials least of all
+            assert (await probe(node.url("/anywhere"), "secret")).text == (
+                "module 'secret' carries credentials and only probes its own targets: a configured target "
+                "that uses it, or a URL matching its allow patterns\n"
+            )
+
+            allowed = [("named", None), ("named", "secret"), (node.url("/ok/x"), "fenced"), (node.url("/x"), "open")]
+            for target, module in allowed:
+                response = await probe(target, module)
+                assert response.status_code == 200, (target, module, response.text)
+                assert value(response.text, "probe_success") == 1, (target, module)
+    sent = [(r.target, r.headers.get("authorization")) for r in node.requests]
+    assert sent == [
+        ("/named", f"Bearer {PROBE_TOKEN}"),
+        ("/named", f"Bearer {PROBE_TOKEN}"),
+        ("/ok/x", f"Bearer {PROBE_TOKEN}"),
+        ("/x", None),
+    ]
+
+
+# --- bounded /probe work -----------------------------------------------------------------------
+
+
+async def test_probes_beyond_max_probes_are_answered_503_at_once() -> None:
+    """The excess is refused with Retry-After, never run with a wrong failure reason."""
+    config = parse_config({"modules": {"quick": {"timeout": "1s"}}}, "test.toml")
+    async with servers.silent_server() as hanging, running_exporter(config, limits=WebLimits(max_probes=5)) as exporter:
+        target = quote(hanging.url("/"), safe="")
+
+        async def one() -> tuple[int, str, str | None]:
+            response = await exporter.client.get(f"/probe?target={target}&module=quick")
+            return response.status_code, response.text, response.headers.get("retry-after")
+
+        began = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(*(one() for _ in range(20)))
+        elapsed = asyncio.get_running_loop().time() - began
+    ran = [text for status, text, _ in answers if status == 200]
+    refused = [(text, retry) for status, text, retry in answers if status == 503]
+    assert len(ran) == 5 and len(refused) == 15, [status for status, _, _ in answers]
+    for text in ran:
+        assert value(text, "probe_websocket_failure_info", reason="timeout") == 1
+    for text, retry in refused:
+        assert text == "too many probes at once (--web.max-probes 5): try again later\n"
+        assert retry == "1"
+    assert elapsed < 5  # the refused ones did not wait for a slot
+
+
+def test_web_limits_default_to_fractions_of_the_open_files_limit() -> None:
+    assert default_max_probes(200) == 25
+    assert default_max_probes(1024) == 128
+    assert default_max_probes(3) == 1
+    limits = WebLimits.for_open_files(200)
+    assert (limits.max_probes, limits.max_connections, limits.max_connections_per_client) == (25, 50, 25)
+    assert limits.backlog == 25
+    assert WebLimits.for_open_files(200, max_probes=7, max_connections_per_client=9).max_probes == 7

@@ -96,3 +96,73 @@ def test_https_files(tmp_path: Path) -> None:
 def test_passwords_longer_than_bcrypt_reads_are_refused() -> None:
     with pytest.raises(ValueError, match="at most 72 bytes"):
         hash_password("x" * 73)
+
+
+# --- probe_allow: '*' within one path segment, the path as the server resolves it -------------
+
+CAPTURE = WebConfig(probe_allow=("ws://127.0.0.1:*/capture/*", "wss://*.infura.io/ws/**"))
+
+
+@pytest.mark.parametrize(
+    ("target", "allowed"),
+    [
+        ("ws://127.0.0.1:9/capture/a", True),
+        ("ws://127.0.0.1:9/capture/a?x=1/2", True),  # the query is not the path
+        ("ws://127.0.0.1:9/capture/a/b/c", False),  # '*' stays within one segment
+        ("ws://127.0.0.1:9/capture/../x", False),  # that is /x to the server
+        ("ws://127.0.0.1:9/capture/%2e%2e/x", False),
+        ("ws://127.0.0.1:9/capture/%2E%2E/x", False),
+        ("ws://127.0.0.1:9/capture/%252e%252e/x", False),  # decoded twice by some stacks
+        ("ws://127.0.0.1:9/capture/..;/x", False),  # Tomcat-style path parameter
+        ("ws://127.0.0.1:9/capture/a%2fb", False),  # an encoded '/' is still a '/'
+        ("ws://127.0.0.1:9/capture/a%5cb", False),  # as is '\' to some servers
+        ("ws://127.0.0.1:9/capture/a/../b", True),  # resolves to /capture/b
+        ("ws://127.0.0.1:9/other/../capture/b", True),
+        ("ws://127.0.0.1%00.infura.io:9/capture/a", False),  # no NUL in a host
+        ("wss://mainnet.infura.io/ws/v3/0123456789abcdef", True),  # '**' spans segments
+        ("wss://mainnet.infura.io/ws", True),
+        ("wss://mainnet.infura.io/ws/../../etc", False),
+        ("wss://mainnet.infura.io%00.evil.test/ws/v3/x", False),
+        ("wss://mainnet.infura.io\x00.evil.test/ws/v3/x", False),
+        ("wss://main net.infura.io/ws/v3/x", False),
+    ],
+)
+def test_probe_allow_matches_path_segments_as_the_server_resolves_them(target: str, allowed: bool) -> None:
+    assert CAPTURE.probe_allowed(target, False) is allowed
+
+
+def test_many_double_stars_stay_fast() -> None:
+    rules = WebConfig(probe_allow=("ws://h/**/**/**/**/**/x",))
+    assert not rules.probe_allowed("ws://h/" + "a/" * 5000 + "y", False)  # would never end if backtracking
+    assert rules.probe_allowed("ws://h/" + "a/" * 5000 + "x", False)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    ["http://example.com/*", "wss://user@example.com/*", "wss:///path", "*://example.com/*"],
+)
+def test_probe_allow_url_patterns_are_checked(rule: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_web({"probe_allow": ["node1", rule]}, "t.toml")
+    assert str(caught.value).startswith("t.toml: [web]: probe_allow entry 2: not a URL pattern: write ws://host/path")
+
+
+# --- trusted_proxies --------------------------------------------------------------------------
+
+
+def test_trusted_proxies() -> None:
+    web = parse_web({"trusted_proxies": ["10.0.0.1", "192.168.0.0/16", "fd00::/8"]}, "t.toml")
+    assert web.trusts("10.0.0.1") and not web.trusts("10.0.0.2")
+    assert web.trusts("192.168.7.9") and web.trusts("::ffff:192.168.7.9")
+    assert web.trusts("fd12::1") and not web.trusts("fe80::1")
+    assert not web.trusts("not-an-address")
+    assert not WebConfig().trusts("127.0.0.1")  # nobody by default, not even the local host
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.300", "proxy.local", 167772161, "10.0.0.0/40"])
+def test_trusted_proxies_must_be_addresses_or_networks(entry: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_web({"trusted_proxies": ["10.0.0.1", entry]}, "t.toml")
+    assert str(caught.value) == (
+        't.toml: [web]: trusted_proxies entry 2 is not an IP address or network (e.g. "10.0.0.1" or "10.0.0.0/8")'
+    )

@@ -13,10 +13,11 @@ from typing import Annotated, Any
 import typer
 
 from wsmon import __version__
-from wsmon.config.durations import parse_duration
 from wsmon.config.file import Config, Mode, Settings, load_config
 from wsmon.config.push import parse_push
+from wsmon.config.validate import duration_in_bounds
 from wsmon.continuous.shard import parse_shard
+from wsmon.continuous.state_file import check_writable
 from wsmon.errors import ConfigError, TargetError
 from wsmon.logs import LogFormat, clean, configure_logging
 from wsmon.probe.log import ProbeLog
@@ -26,6 +27,7 @@ from wsmon.probe.result import ProbeResult
 from wsmon.redact import secrets, userinfo_secrets
 from wsmon.serve import parse_listen_address, raise_fd_limit, run, serve
 from wsmon.web.auth import hash_password
+from wsmon.web.limits import WebLimits
 from wsmon.ws.url import parse_target
 
 __all__ = ["app", "main"]
@@ -50,7 +52,7 @@ def _fail_usage(message: str) -> typer.Exit:
 
 def _duration(value: str) -> float:
     try:
-        return parse_duration(value)
+        return duration_in_bounds(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -126,6 +128,34 @@ def serve_command(
     push_timeout: Annotated[
         str | None, typer.Option("--push.timeout", help="Deadline of one push [default: 5s, or half the interval].")
     ] = None,
+    max_probes: Annotated[
+        int | None,
+        typer.Option(
+            "--web.max-probes",
+            min=1,
+            help="/probe requests run at once; more are answered 503 [default: an eighth of the open-files limit].",
+        ),
+    ] = None,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            "--web.max-connections",
+            min=1,
+            help="Open HTTP connections at most; more are answered 503 [default: a quarter of the open-files limit].",
+        ),
+    ] = None,
+    max_connections_per_client: Annotated[
+        int | None,
+        typer.Option(
+            "--web.max-connections-per-client",
+            min=1,
+            help="Open connections one client address may hold [default: an eighth of the open-files limit].",
+        ),
+    ] = None,
+    read_timeout: Annotated[
+        str,
+        typer.Option("--web.read-timeout", help="Longest wait for a request's headers, then for its body."),
+    ] = "10s",
     debug: Annotated[bool, typer.Option("--debug", help="Log every probe's phases.")] = False,
     log_format: Annotated[str, typer.Option("--log.format", help="Log format: console or json.")] = "console",
 ) -> None:
@@ -166,7 +196,27 @@ def serve_command(
         )
     except (ValueError, ConfigError) as exc:
         raise _fail_usage(str(exc)) from None
+    state_path = Path(state_file) if state_file else (Path(f"{config}.state.json") if config else None)
+    # Where no dashboard change could be saved, wsmon refuses to start rather than refuse each
+    # change later (checked when the dashboard is on, or the place was asked for).
+    if state_path is not None and (state_file or loaded.web.dashboard_enabled):
+        try:
+            check_writable(state_path)
+        except OSError as exc:
+            raise _fail_usage(
+                f"cannot write the state file {state_path} ({exc.strerror or type(exc).__name__}): "
+                "dashboard changes could not be saved; choose a writable place with --state.file"
+            ) from None
+    web_read_timeout = _duration(read_timeout)
+    if web_read_timeout <= 0:
+        raise _fail_usage("--web.read-timeout must be greater than 0")
     raise_fd_limit()
+    limits = WebLimits.for_open_files(
+        max_probes=max_probes,
+        max_connections=max_connections,
+        max_connections_per_client=max_connections_per_client,
+        read_timeout=web_read_timeout,
+    )
     run(
         lambda: serve(
             loaded,
@@ -180,7 +230,8 @@ def serve_command(
             probe_path=probe_path,
             shard=shard_index,
             extra_pushes=flag_pushes,
-            state_path=Path(state_file) if state_file else (Path(f"{config}.state.json") if config else None),
+            state_path=state_path,
+            limits=limits,
         )
     )
 

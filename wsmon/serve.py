@@ -26,6 +26,7 @@ from wsmon.continuous.series import render_store
 from wsmon.metrics.exporter import ExporterMetrics
 from wsmon.systemd import Notifier
 from wsmon.web.app import ExporterState, create_app
+from wsmon.web.limits import WebLimits, guarded_http_protocol
 
 __all__ = ["parse_listen_address", "raise_fd_limit", "run", "serve"]
 
@@ -62,6 +63,7 @@ async def serve(
     shard: tuple[int, int] = (0, 1),
     extra_pushes: tuple[PushTarget, ...] = (),
     state_path: Path | None = None,
+    limits: WebLimits | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     notifier = Notifier()
@@ -89,6 +91,7 @@ async def serve(
         metrics=metrics,
         monitor=monitor,
         reload=reload,
+        limits=limits or WebLimits.for_open_files(),
     )
     web = live.current.web
     server = _Server(
@@ -102,6 +105,12 @@ async def serve(
             ws_ping_interval=None,  # the echo endpoint must not ping the probes that test it
             ssl_certfile=web.tls_cert_file,
             ssl_keyfile=web.tls_key_file,
+            # Header read timeout and per-address connection cap (uvicorn has neither).
+            http=guarded_http_protocol(state.limits, lambda address: live.current.web.trusts(address)),
+            # X-Forwarded-* are believed from [web] trusted_proxies only (wsmon.web.access), never
+            # from uvicorn's default of 127.0.0.1: any local process could claim any address.
+            proxy_headers=False,
+            backlog=state.limits.backlog,
         )
     )
     stopping = asyncio.Event()

@@ -9,6 +9,7 @@ from typing import Any
 from wsmon.config.credentials import CREDENTIAL_KEYS, parse_authorization
 from wsmon.config.secret_sources import expand_env
 from wsmon.config.tls import parse_tls
+from wsmon.config.url_patterns import check_pattern
 from wsmon.config.validate import LABEL_NAME, check_keys, duration, typed
 from wsmon.errors import ConfigError
 from wsmon.probe.jsonpath import JsonPath
@@ -31,8 +32,13 @@ _MODULE_KEYS = {
     "ip_protocol_fallback",
     "steps",
     "max_message_size",
+    "allow",
     *CREDENTIAL_KEYS,
 }
+# Headers whose value is a credential: a module that sends one must not go to any host /probe
+# is asked for. By name (Authorization, Cookie, X-Api-Key, X-Auth-Token…), or by a value taken
+# from the environment.
+_SECRET_HEADER = re.compile(r"auth|cookie|token|key|secret|session|passw|credential|signature", re.IGNORECASE)
 _STEP_KEYS = {"send", "expect", "expect_json", "extract", "name"}
 
 
@@ -86,18 +92,29 @@ def parse_module(name: str, table: Mapping[str, Any], where: str, env: Mapping[s
     if "ping_spacing" in table:
         opts["ping_spacing"] = duration(table, "ping_spacing", where)
     headers: list[tuple[str, str]] = []
+    credentials = False
     if "headers" in table:
         raw_headers = typed(table, "headers", Mapping, where)
         for key, value in raw_headers.items():
             if not isinstance(value, str):
                 raise ConfigError(f"{where}: header {key!r} must be a string")
-            value = expand_env(value, where, env)
+            expanded = expand_env(value, where, env)
             if key.lower() in ("authorization", "cookie", "proxy-authorization"):
-                secrets.add([value])
-            headers.append((key, value))
+                secrets.add([expanded])
+            credentials = credentials or expanded != value or bool(_SECRET_HEADER.search(key))
+            headers.append((key, expanded))
     authorization = parse_authorization(table, where, env)
     if authorization is not None:
         headers.append(("Authorization", authorization))
+        credentials = True
+    opts["carries_credentials"] = credentials
+    if "allow" in table:
+        rules = typed(table, "allow", list, where)
+        for index, rule in enumerate(rules, 1):
+            if not isinstance(rule, str):
+                raise ConfigError(f"{where}: allow entry {index} must be a string (a ws:// or wss:// URL pattern)")
+            check_pattern(rule, f"{where}: allow entry {index}")
+        opts["allow"] = tuple(rules)
     if sum(1 for k, _ in headers if k.lower() == "authorization") > 1:
         raise ConfigError(f"{where}: set one of basic_auth, bearer_token or an Authorization header")
     opts["headers"] = tuple(headers)

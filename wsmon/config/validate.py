@@ -13,7 +13,12 @@ from typing import Any
 from wsmon.config.durations import parse_duration
 from wsmon.errors import ConfigError
 
-__all__ = ["LABEL_NAME", "check_keys", "duration", "typed"]
+__all__ = ["LABEL_NAME", "MAX_DURATION", "check_keys", "duration", "duration_in_bounds", "typed"]
+
+# The longest duration anything takes (interval, timeout, window, backoff, push period): a
+# week is past any sensible setting, and "999999999999h" is a typo to report, not to schedule.
+MAX_DURATION = 7 * 24 * 3600.0
+_MAX_DURATION_TEXT = "168h (a week)"
 
 # A Prometheus label name (also what extracted values are named by).
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -52,9 +57,17 @@ def _toml_type_of(kind: type) -> str:
     return next(name for k, name in _TOML_TYPES if issubclass(kind, k) or kind is k)
 
 
+def duration_in_bounds(text: str) -> float:
+    """``parse_duration`` of ``text``, at most ``MAX_DURATION``; ValueError says what to do."""
+    seconds = parse_duration(text)
+    if not seconds <= MAX_DURATION:
+        raise ValueError(f"duration {text!r} is too long: the longest wsmon accepts is {_MAX_DURATION_TEXT}")
+    return seconds
+
+
 def duration(table: Mapping[str, Any], key: str, where: str) -> float:
     text = typed(table, key, str, where)
     try:
-        return parse_duration(text)
+        return duration_in_bounds(text)
     except ValueError as exc:
         raise ConfigError(f"{where}: {key}: {exc}") from None

@@ -5,7 +5,8 @@
 tls_cert_file = "/etc/wsmon/tls.crt"       # serve HTTPS (both or neither)
 tls_key_file = "/etc/wsmon/tls.key"
 protect_all = false                        # true: /metrics and /probe need a login too
-probe_allow = ["node1", "wss://*.example.com/*"]  # names or URL patterns; unset: any target
+probe_allow = ["node1", "wss://*.example.com/**"]  # names or URL patterns; unset: any target
+trusted_proxies = ["10.0.0.0/8"]           # reverse proxies whose X-Forwarded-For/-Proto count
 
 [web.users.alice]                          # dashboard users; none: the dashboard is off
 password_hash = "$2b$12$…"                 # `wsmon hash-password` makes one (bcrypt)
@@ -18,14 +19,14 @@ role = "viewer"
 
 from __future__ import annotations
 
-import fnmatch
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from wsmon.config.secret_sources import read_secret_file
 from wsmon.config.tls import check_readable
+from wsmon.config.url_patterns import check_pattern, url_matches
 from wsmon.config.validate import check_keys, typed
 from wsmon.errors import ConfigError
 
@@ -33,7 +34,7 @@ __all__ = ["Role", "TokenUser", "User", "WebConfig", "parse_web"]
 
 Role = Literal["admin", "viewer"]
 
-_KEYS = {"tls_cert_file", "tls_key_file", "protect_all", "probe_allow", "users", "tokens"}
+_KEYS = {"tls_cert_file", "tls_key_file", "protect_all", "probe_allow", "trusted_proxies", "users", "tokens"}
 _USER_KEYS = {"password_hash", "role"}
 _TOKEN_KEYS = {"token_file", "role"}
 
@@ -60,6 +61,19 @@ class WebConfig:
     tls_key_file: str | None = None
     protect_all: bool = False
     probe_allow: tuple[str, ...] | None = None  # None: any target may be probed
+    # Peers whose X-Forwarded-For and X-Forwarded-Proto are believed; nobody's by default.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def trusts(self, address: str) -> bool:
+        """Whether ``address`` (a peer's IP) is one of ``trusted_proxies``."""
+        if not self.trusted_proxies:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        ip = getattr(ip, "ipv4_mapped", None) or ip  # a dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d
+        return any(ip in network for network in self.trusted_proxies)
 
     @property
     def dashboard_enabled(self) -> bool:
@@ -71,41 +85,11 @@ class WebConfig:
             return True
         for rule in self.probe_allow:
             if "://" in rule:
-                if not is_configured_name and _url_matches(target, rule):
+                if not is_configured_name and url_matches(target, rule):
                     return True
             elif is_configured_name and (rule == target or rule == "*"):
                 return True
         return False
-
-
-def _split(url: str) -> tuple[str, str, str, str] | None:
-    """(scheme, host, port, path) of a URL or URL pattern; None when it has userinfo or none."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc or not netloc:
-        return None  # userinfo can make a URL look like it goes somewhere it does not
-    host, sep, port = netloc.rpartition(":") if not netloc.endswith("]") else (netloc, "", "")
-    if not sep or "]" in port:
-        host, port = netloc, ""
-    default = {"ws": "80", "wss": "443"}.get(parts.scheme.lower(), "")
-    return parts.scheme.lower(), host.lower(), port or default, parts.path or "/"
-
-
-def _url_matches(target: str, rule: str) -> bool:
-    """Scheme, host, port and path matched one by one, so that ``*`` in a host pattern can
-    never match across ``/``, ``@`` or ``:`` (``wss://*.example.com/*`` must not let
-    ``wss://evil.test/.example.com/`` through)."""
-    got, want = _split(target), _split(rule)
-    if got is None or want is None:
-        return False
-    scheme, host, port, path = got
-    if any(ch in host for ch in "/?#") or scheme != want[0]:
-        return False
-    return (
-        fnmatch.fnmatchcase(host, want[1])
-        and (want[2] == "*" or fnmatch.fnmatchcase(port, want[2]))
-        and fnmatch.fnmatchcase(path, want[3])
-    )
 
 
 def _role(table: Mapping[str, Any], where: str) -> Role:
@@ -167,6 +151,9 @@ def parse_web(table: Mapping[str, Any], where: str) -> WebConfig:
         rules = typed(table, "probe_allow", list, where)
         if not all(isinstance(rule, str) and rule for rule in rules):
             raise ConfigError(f"{where}: probe_allow must list target names or URL patterns")
+        for index, rule in enumerate(rules, 1):
+            if "://" in rule:
+                check_pattern(rule, f"{where}: probe_allow entry {index}")
         allow = tuple(rules)
     return WebConfig(
         users=tuple(users),
@@ -175,4 +162,22 @@ def parse_web(table: Mapping[str, Any], where: str) -> WebConfig:
         tls_key_file=key,
         protect_all=protect_all,
         probe_allow=allow,
+        trusted_proxies=_networks(table, where),
     )
+
+
+def _networks(table: Mapping[str, Any], where: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if "trusted_proxies" not in table:
+        return ()
+    networks = []
+    for index, entry in enumerate(typed(table, "trusted_proxies", list, where), 1):
+        try:
+            if not isinstance(entry, str):
+                raise TypeError(entry)
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: trusted_proxies entry {index} is not an IP address or network "
+                '(e.g. "10.0.0.1" or "10.0.0.0/8")'
+            ) from None
+    return tuple(networks)

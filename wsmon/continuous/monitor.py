@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from wsmon.config.live import LiveConfig
 from wsmon.continuous.connections import PersistentConnections
 from wsmon.continuous.scheduler import ProbeScheduler
 from wsmon.continuous.shard import shard_of
-from wsmon.continuous.state_file import load_changes, save_changes
+from wsmon.continuous.state_file import RuntimeChanges, load_changes, save_changes
 from wsmon.continuous.store import Store, TargetState
 from wsmon.errors import ConfigError, UnknownTarget
 from wsmon.metrics.exporter import ExporterMetrics
@@ -66,7 +67,7 @@ class Monitor:
         self.store = Store()
         self.started = False
         self._shard = shard
-        self._state_path = state_path
+        self.state_path = state_path
         self.changes = load_changes(state_path)
         self.runtime_names: set[str] = set()  # targets added from the dashboard
         settings = live.current.settings
@@ -152,8 +153,14 @@ class Monitor:
 
     # --- runtime changes (the dashboard) ----------------------------------------------------
 
-    def _save(self) -> None:
-        save_changes(self._state_path, self.changes)
+    def _save(self, changes: RuntimeChanges) -> None:
+        """Write ``changes`` to the state file, then make them the ones in force.
+
+        OSError (a read-only or full filesystem) leaves everything as it was: a change that
+        is not on disk would take effect at the next reload and come back at a restart.
+        """
+        save_changes(self.state_path, changes)
+        self.changes = changes
 
     def _known(self, name: str) -> Target:
         target = self._targets.get(name)
@@ -162,7 +169,9 @@ class Monitor:
         return target
 
     def add(self, table: dict[str, Any]) -> Target:
-        """Add a target (validated like the config file's); it persists across restarts."""
+        """Add a target (validated like the config file's); it persists across restarts.
+
+        ConfigError when it is not valid, OSError when it could not be saved: nothing changed."""
         config = self.live.current
         target = self._runtime_target(table, config)
         if target.mode not in self._runners:
@@ -170,30 +179,31 @@ class Monitor:
         configured = config.target(target.name) is not None and target.name not in self.changes.removed
         if target.name in self._targets or configured:
             raise ConfigError(f"dashboard: target {target.name!r} exists already; choose another name")
-        self.changes.added.append(dict(table))
-        self._save()
+        self._save(replace(self.changes, added=[*self.changes.added, dict(table)]))
         self._apply(self.live.current)
         log.info("target added at runtime", target=target.name, mode=str(target.mode))
         return target
 
     def remove(self, name: str) -> None:
+        """Remove a target (a configured one stays hidden); OSError when it could not be saved."""
         self._known(name)
+        added, removed = self.changes.added, self.changes.removed
         if name in self.runtime_names:
-            self.changes.added = [t for t in self.changes.added if t.get("name") != name]
+            added = [t for t in added if t.get("name") != name]
         else:
-            self.changes.removed.append(name)
-        self.changes.paused = [n for n in self.changes.paused if n != name]
-        self._save()
+            removed = [*removed, name]
+        paused = [n for n in self.changes.paused if n != name]
+        self._save(RuntimeChanges(added=added, paused=paused, removed=removed))
         self._apply(self.live.current)
         log.info("target removed at runtime", target=name)
 
     def pause(self, name: str) -> None:
-        """Stop probing it, or close its connection and keep it closed (no auto-reconnect)."""
+        """Stop probing it, or close its connection and keep it closed (no auto-reconnect);
+        OSError when it could not be saved."""
         self._known(name)
         if name in self.changes.paused:
             return
-        self.changes.paused.append(name)
-        self._save()
+        self._save(replace(self.changes, paused=[*self.changes.paused, name]))
         self._halt(name, code=1000)
         state = self.store.get(name)
         assert state is not None
@@ -201,11 +211,11 @@ class Monitor:
         log.info("target paused", target=name)
 
     def reconnect(self, name: str) -> None:
-        """Resume a paused target, or reconnect a persistent one now (skipping its backoff)."""
+        """Resume a paused target, or reconnect a persistent one now (skipping its backoff);
+        OSError when resuming could not be saved."""
         target = self._known(name)
         if name in self.changes.paused:
-            self.changes.paused = [n for n in self.changes.paused if n != name]
-            self._save()
+            self._save(replace(self.changes, paused=[n for n in self.changes.paused if n != name]))
             self._start(name)
             log.info("target resumed", target=name)
         elif self._runners[target.mode].reconnect(name):

@@ -3,7 +3,9 @@
 The operator's ``targets.toml`` is never rewritten: targets added at runtime, paused targets
 and removed ones live in a JSON file (next to the config unless ``--state.file`` says where),
 written atomically (a temporary file, fsync, rename) with owner-only permissions, since the
-URLs of added targets may carry tokens.
+URLs of added targets may carry tokens. A change counts once it is on disk: ``save_changes``
+raises OSError (a read-only or full filesystem) and the caller keeps what it had;
+``check_writable`` lets ``wsmon serve`` refuse to start where no change could ever be saved.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import structlog
 
 from wsmon.config.secret_sources import read_bounded
 
-__all__ = ["RuntimeChanges", "load_changes", "save_changes"]
+__all__ = ["RuntimeChanges", "check_writable", "load_changes", "save_changes"]
 
 log = structlog.get_logger("wsmon")
 
@@ -79,7 +81,22 @@ def load_changes(path: Path | None) -> RuntimeChanges:
     return changes
 
 
+def check_writable(path: Path) -> None:
+    """OSError unless a file can be written, synced and removed in ``path``'s directory (made
+    if missing): the same steps as ``save_changes``, with one byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".check")
+    try:
+        os.write(fd, b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+
+
 def save_changes(path: Path | None, changes: RuntimeChanges) -> None:
+    """Write ``changes`` to ``path`` atomically; OSError when it could not be done (the file
+    then is as it was)."""
     if path is None:
         return
     payload = json.dumps(

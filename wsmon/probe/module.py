@@ -57,6 +57,10 @@ class Module:
     # Messages
     steps: tuple[Step, ...] = ()
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    # Where /probe may use it: with `allow` set, or with credentials (auth, secret headers), only
+    # with the targets the operator named for the module: its configured targets, these patterns.
+    allow: tuple[str, ...] | None = None
+    carries_credentials: bool = False
 
     # Computed once: the headers sent, with `User-Agent: wsmon/<version>` unless configured.
     request_headers: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)

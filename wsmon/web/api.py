@@ -9,7 +9,12 @@
 | POST | /api/targets/{name}/pause | stop probing it / close its connection, no auto-reconnect |
 | POST | /api/targets/{name}/reconnect | resume it, or reconnect a persistent one now |
 
-URLs are always shown redacted. Every change persists in the state file.
+URLs are always shown redacted. Every change persists in the state file, and is applied only
+once it is saved: when the file cannot be written (a read-only or full filesystem), the answer
+is 503 with what failed, and nothing changed.
+
+A body is a JSON object of at most 64 KiB (``wsmon.web.limits``) with at most ``MAX_LABELS``
+labels; names, label names and values, and URLs have bounded lengths.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -30,10 +36,16 @@ from wsmon.continuous.store import ConnectionState, TargetState
 from wsmon.errors import ConfigError
 from wsmon.redact import secrets
 
+log = structlog.get_logger("wsmon")
+
 __all__ = ["api_routes", "target_view"]
 
 HISTORY = 30  # latency samples per target in the sparkline
 _ADD_KEYS = {"name", "url", "mode", "module", "interval", "timeout", "labels"}
+MAX_LABELS = 32  # a target's own labels: each one is on every series of the target
+MAX_NAME = 128  # characters of a target's name, a label's name or a module's name
+MAX_LABEL_VALUE = 1024
+MAX_URL = 8192  # more than any URL a server takes in a request line
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -123,10 +135,15 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
             return _error(400, f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(_ADD_KEYS))}")
         if "${" in str(table.get("url", "")):
             return _error(400, "a target added here takes a literal URL: ${VAR} works in the config file only")
+        too_large = _too_large(table)
+        if too_large:
+            return _error(400, too_large)
         try:
             target = mon.add(table)
         except ConfigError as exc:
             return _error(400, secrets.scrub(str(exc)))
+        except OSError as exc:
+            return _not_saved(mon, exc)
         state = mon.store.get(target.name)
         assert state is not None
         return JSONResponse(target_view(state, True, perf_counter()), status_code=201)
@@ -141,6 +158,8 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
                 do(mon, target)
             except KeyError:
                 return _error(404, f"no target named {target!r}")
+            except OSError as exc:
+                return _not_saved(mon, exc)
             return JSONResponse({"ok": True, "action": name, "target": target})
 
         return handler
@@ -153,6 +172,36 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
         Route("/api/targets/{name}/pause", action("pause", lambda m, n: m.pause(n)), methods=["POST"]),
         Route("/api/targets/{name}/reconnect", action("reconnect", lambda m, n: m.reconnect(n)), methods=["POST"]),
     ]
+
+
+def _too_large(table: dict[str, Any]) -> str | None:
+    """What in an "add a target" body is beyond the API's bounds, or None (types are checked
+    later, as the config file's are)."""
+    for key, limit in (("name", MAX_NAME), ("module", MAX_NAME), ("mode", MAX_NAME), ("url", MAX_URL)):
+        value = table.get(key)
+        if isinstance(value, str) and len(value) > limit:
+            return f"{key} is longer than {limit} characters"
+    labels = table.get("labels")
+    if isinstance(labels, dict):
+        if len(labels) > MAX_LABELS:
+            return f"a target takes at most {MAX_LABELS} labels, not {len(labels)}"
+        for name, value in labels.items():
+            if len(name) > MAX_NAME:
+                return f"a label name is longer than {MAX_NAME} characters"
+            if isinstance(value, str) and len(value) > MAX_LABEL_VALUE:
+                return f"label {name!r}: its value is longer than {MAX_LABEL_VALUE} characters"
+    return None
+
+
+def _not_saved(monitor: Monitor, exc: OSError) -> JSONResponse:
+    """503 for a change the state file could not take: it was not applied either."""
+    why = exc.strerror or type(exc).__name__
+    log.error("dashboard change not saved; nothing changed", path=str(monitor.state_path), error=why)
+    return _error(
+        503,
+        f"the change was not saved to the state file {monitor.state_path} ({why}), so nothing changed: "
+        "make its directory writable (or free some space) and try again",
+    )
 
 
 def _error(status: int, message: str) -> JSONResponse:

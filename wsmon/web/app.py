@@ -9,12 +9,15 @@ reconnects targets through the Monitor. Who may do either is ``wsmon.web.access`
 
 from __future__ import annotations
 
+import errno
 import html
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -25,8 +28,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wsmon import __version__
-from wsmon.config.file import Config
+from wsmon.config.file import Config, Target
 from wsmon.config.live import LiveConfig
+from wsmon.config.url_patterns import url_matches
 from wsmon.continuous.monitor import Monitor
 from wsmon.continuous.series import render_store
 from wsmon.errors import TargetError
@@ -35,15 +39,19 @@ from wsmon.metrics.exposition import render
 from wsmon.metrics.probe_series import PROBE_FAMILIES, write_result
 from wsmon.metrics.sinks import MetricSink
 from wsmon.probe.log import ProbeLog
+from wsmon.probe.module import Module
 from wsmon.probe.prober import probe
 from wsmon.probe.timeouts import probe_timeout
-from wsmon.web.access import AccessControl
+from wsmon.web.access import AccessControl, ForwardedHeaders
 from wsmon.web.api import api_routes
+from wsmon.web.limits import BodyLimit, ProbeSlots, WebLimits
 from wsmon.ws.url import parse_target
 
 __all__ = ["ECHO_PATH", "ExporterState", "create_app"]
 
 ECHO_PATH = "/ws/echo"
+# How a probe's error ends when the process has no descriptor left for its socket.
+_OUT_OF_DESCRIPTORS = tuple(os.strerror(code) for code in (errno.EMFILE, errno.ENFILE))
 _SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
 
@@ -59,6 +67,7 @@ class ExporterState:
     metrics: ExporterMetrics = field(default_factory=ExporterMetrics)
     monitor: Monitor | None = None  # continuous mode (its targets run once it has started)
     reload: Callable[[], bool] | None = None  # what POST /-/reload does (SIGHUP does the same)
+    limits: WebLimits = field(default_factory=WebLimits)  # probes at once, request sizes and times
 
     @property
     def config(self) -> Config:
@@ -80,17 +89,20 @@ async def _probe(request: Request) -> Response:
         target = configured.url
     elif "://" not in target and state.config.targets:
         return _bad_request(f"unknown target name {target!r}: use a name from the config or a ws:// URL")
+    try:
+        redacted = parse_target(target).redacted  # a valid host before any matching
+    except TargetError as exc:
+        return _bad_request(str(exc))
     if not state.config.web.probe_allowed(params["target"], configured is not None):
-        return PlainTextResponse("target not allowed by [web] probe_allow\n", status_code=403)
+        return _forbidden("target not allowed by [web] probe_allow")
     module_name = params.get("module") or (configured.module.name if configured else "ping")
     module = state.config.modules.get(module_name)
     if module is None:
         known = ", ".join(sorted(state.config.modules))
         return _bad_request(f"unknown module {module_name!r}: known modules are {known}")
-    try:
-        redacted = parse_target(target).redacted
-    except TargetError as exc:
-        return _bad_request(str(exc))
+    refused = _module_refuses(module, target, configured)
+    if refused:
+        return _forbidden(refused)
     try:
         timeout = probe_timeout(
             configured.timeout if configured else state.config.settings.timeout,
@@ -100,6 +112,10 @@ async def _probe(request: Request) -> Response:
         )
     except ValueError as exc:
         return _bad_request(f"bad {_SCRAPE_TIMEOUT_HEADER} header: {exc}")
+    slots: ProbeSlots = request.app.state.probe_slots
+    if not slots.take():
+        # Run short of descriptors, a probe would fail for a wrong reason: refuse it instead.
+        return _unavailable(f"too many probes at once (--web.max-probes {slots.limit}): try again later")
     debug = params.get("debug", "").lower() == "true"
     log = ProbeLog(redacted, keep=debug, emit=state.debug) if debug or state.debug else None
     metrics = state.metrics
@@ -108,6 +124,13 @@ async def _probe(request: Request) -> Response:
         result = await probe(target, module, timeout, log=log)
     finally:
         metrics.in_flight.dec()
+        slots.give()
+    if not result.success and result.error.endswith(_OUT_OF_DESCRIPTORS):
+        # wsmon's own shortage, not the target's failure: the scraper must not record it as one.
+        structlog.get_logger("wsmon").warning(
+            "a probe found no free file descriptor; raise LimitNOFILE or lower --web.max-probes"
+        )
+        return _unavailable("wsmon is out of file descriptors: try again later")
     metrics.observe(module_name, result)
     families = MetricSink(PROBE_FAMILIES)
     write_result(families, result, ping_enabled=module.ping)
@@ -117,6 +140,35 @@ async def _probe(request: Request) -> Response:
         return PlainTextResponse(body + text.decode())
     body_bytes, content_type = render(families, request.headers.get("accept"))
     return Response(body_bytes, media_type=content_type)
+
+
+def _unavailable(message: str) -> PlainTextResponse:
+    return PlainTextResponse(message + "\n", status_code=503, headers={"Retry-After": "1"})
+
+
+def _forbidden(message: str) -> PlainTextResponse:
+    return PlainTextResponse(message + "\n", status_code=403)
+
+
+def _module_refuses(module: Module, url: str, configured: Target | None) -> str | None:
+    """Why ``module`` may not probe ``url``, or None.
+
+    A module with credentials (or an ``allow`` list) goes only to the targets its operator named
+    for it: a configured target that uses it, or a URL its ``allow`` patterns match. Anyone who
+    can reach /probe could otherwise have wsmon send its tokens to a host of their choosing.
+    """
+    if module.allow is None and not module.carries_credentials:
+        return None
+    if configured is not None:
+        if configured.module.name == module.name:
+            return None
+    elif any(url_matches(url, rule) for rule in module.allow or ()):
+        return None
+    why = "carries credentials and" if module.carries_credentials else "has an allow list and"
+    return (
+        f"module {module.name!r} {why} only probes its own targets: a configured target that uses it, "
+        f"or a URL matching its allow patterns"
+    )
 
 
 async def _metrics(request: Request) -> Response:
@@ -206,7 +258,11 @@ _PAGE_HEADERS = {
 def create_app(state: ExporterState) -> Starlette:
     csrf_token = secrets.token_urlsafe(32)  # per process: a restart makes pages fetch a new one
     app = Starlette(
-        middleware=[Middleware(AccessControl, web=lambda: state.config.web, csrf_token=csrf_token)],
+        middleware=[
+            Middleware(ForwardedHeaders, web=lambda: state.config.web),  # first: who the client is
+            Middleware(AccessControl, web=lambda: state.config.web, csrf_token=csrf_token),
+            Middleware(BodyLimit, limits=state.limits),  # after the login: strangers' bodies are not read
+        ],
         routes=[
             Route("/dashboard", _dashboard),
             Mount("/dashboard/static", StaticFiles(directory=_STATIC), name="static"),
@@ -221,4 +277,5 @@ def create_app(state: ExporterState) -> Starlette:
         ],
     )
     app.state.exporter = state
+    app.state.probe_slots = ProbeSlots(state.limits.max_probes)
     return app
