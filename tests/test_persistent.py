@@ -7,6 +7,7 @@ records and the lines it logs."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -134,8 +135,15 @@ async def make_rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeRig]:
         rigs.append(rig)
         return rig
 
-    with capture_logs() as logs:
-        yield make
+    # Whatever level an earlier test's configure_logging() left the loggers filtering at, this
+    # test hears every line; the configuration is put back afterwards.
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as logs:
+            yield make
+    finally:
+        structlog.configure(**saved)
     for rig in rigs:
         rig.target.begin_stop(1001)
         rig.target.abort()

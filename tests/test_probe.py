@@ -316,7 +316,11 @@ async def test_invalid_target(url: str) -> None:
 async def test_host_with_invalid_labels_is_an_invalid_target(url: str) -> None:
     result = await run(url, PING, HOSTILE_TIMEOUT)
     assert_failed(result, Reason.INVALID_TARGET)
-    assert result.error == "the target's host name is not a valid DNS name"
+    assert result.error == (
+        "the target URL's host is not a valid host name; use a DNS name (letters, digits and hyphens, "
+        "labels of 1 to 63 characters, 253 in all), an IPv4 address or a bracketed IPv6 address"
+    )
+    assert result.phases == {}  # refused before any lookup or connection
 
 
 # --- TLS ----------------------------------------------------------------------------------
