@@ -19,15 +19,13 @@ from wsmon.config.validate import duration_in_bounds
 from wsmon.continuous.shard import parse_shard
 from wsmon.continuous.state_file import check_writable
 from wsmon.errors import ConfigError, TargetError
+from wsmon.eventloop import run
 from wsmon.logs import LogFormat, clean, configure_logging
 from wsmon.probe.log import ProbeLog
 from wsmon.probe.prober import probe
 from wsmon.probe.report import probe_json, probe_line, probe_report, summary_json, summary_lines
 from wsmon.probe.result import ProbeResult
 from wsmon.redact import secrets, userinfo_secrets
-from wsmon.serve import parse_listen_address, raise_fd_limit, run, serve
-from wsmon.web.auth import hash_password
-from wsmon.web.limits import WebLimits
 from wsmon.ws.url import parse_target
 
 __all__ = ["app", "main"]
@@ -160,6 +158,10 @@ def serve_command(
     log_format: Annotated[str, typer.Option("--log.format", help="Log format: console or json.")] = "console",
 ) -> None:
     """Serve /probe and /metrics; with --config, also monitor the configured targets continuously."""
+    # Here, not at the top: `wsmon check` and `wsmon config check` need none of the web stack.
+    from wsmon.serve import parse_listen_address, raise_fd_limit, serve
+    from wsmon.web.limits import WebLimits
+
     fmt = _log_format(log_format)
     configure_logging(logging.DEBUG if debug else logging.INFO, fmt)
     overrides: dict[str, Any] = {}  # flags win over [settings]
@@ -341,6 +343,8 @@ def check_command(
 @app.command(name="hash-password")
 def hash_password_command() -> None:
     """Read a password (twice, not echoed) and print its bcrypt hash for [web.users.<name>]."""
+    from wsmon.web.auth import hash_password  # bcrypt: only this command needs it
+
     password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
         raise _fail_usage("use a password of at least 8 characters")
