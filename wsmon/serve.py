@@ -32,25 +32,25 @@ __all__ = ["parse_listen_address", "run", "serve"]
 
 log = structlog.get_logger("wsmon")
 
-# A collection of the oldest generation walks every object alive: at 10,000 targets (~100,000
-# objects for the store alone, as many again for the connections) tens of milliseconds with the
-# event loop held, and every pong then waiting is reported late. What lives as long as the
-# process (config, targets, their state and connections) is moved out of the collector's sight
-# (gc.freeze) once it exists: at start-up, and again HEAP_SETTLE seconds after start-up and
-# after each reload, when connections have opened (or, for removed targets, closed). Before
-# freezing again, the frozen objects are collected once (one such pause per start or reload), so
-# that what a removed target leaves behind in reference cycles is not kept for good.
+# A collection of the oldest generation walks every object alive: at 10,000 persistent targets
+# (~270,000 objects) 100-300 ms with the event loop held, and every pong then waiting is reported
+# late. Pinging allocates nothing that lasts, so such collections come with start-up and
+# reconnect storms. What lives as long as the process (config, targets, their state and
+# connections) is moved out of the collector's sight (gc.freeze): at start-up, and again
+# HEAP_SETTLE seconds after start-up and after each reload, once connections have opened (or,
+# for removed targets, closed). What is not frozen yet is collected first, so that garbage is
+# not frozen with it (at 10,000 targets, one pause of ~60-150 ms, 30 s after start-up).
+# Frozen objects are not collected again: a removed target's are freed by reference counting
+# (measured: removing 1,000 of 2,000 connected targets by reload left no reference cycles).
 HEAP_SETTLE = 30.0
 
 
 def _freeze_heap() -> None:
     started = perf_counter()
-    gc.unfreeze()
     gc.collect()
     gc.freeze()
-    log.info(
-        "long-lived objects frozen", objects=gc.get_freeze_count(), pause_ms=round((perf_counter() - started) * 1000)
-    )
+    pause = round((perf_counter() - started) * 1000)
+    log.info("long-lived objects frozen", objects=gc.get_freeze_count(), pause_ms=pause)
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
