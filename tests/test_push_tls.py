@@ -39,8 +39,8 @@ async def https_server(tls_certificates: TLSCertificates) -> AsyncIterator[tuple
         yield server, names
 
 
-async def _render() -> bytes:
-    return b"up 1\n"
+async def _render() -> AsyncIterator[bytes]:
+    yield b"up 1\n"
 
 
 async def _push(server: Server, tls: dict[str, object], kind: str = "victoriametrics") -> bool:

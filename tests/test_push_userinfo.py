@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -85,5 +85,5 @@ async def test_a_failed_push_never_logs_the_userinfo_credentials(capfd: pytest.C
     assert "push failed" in logged.err and f"url=http://127.0.0.1:{server.port}" in logged.err
 
 
-async def _render() -> bytes:
-    return b"up 1\n"
+async def _render() -> AsyncIterator[bytes]:
+    yield b"up 1\n"

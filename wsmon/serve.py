@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import resource
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import structlog
@@ -22,8 +24,8 @@ from wsmon.config.live import LiveConfig
 from wsmon.config.push import PushTarget
 from wsmon.continuous.monitor import Monitor
 from wsmon.continuous.push import PushManager
-from wsmon.continuous.series import render_store
-from wsmon.metrics.exporter import ExporterMetrics
+from wsmon.continuous.series import stream_store
+from wsmon.metrics.exporter import ExporterMetrics, LoopLag
 from wsmon.systemd import Notifier
 from wsmon.web.app import ExporterState, create_app
 from wsmon.web.limits import WebLimits, guarded_http_protocol
@@ -31,6 +33,26 @@ from wsmon.web.limits import WebLimits, guarded_http_protocol
 __all__ = ["parse_listen_address", "raise_fd_limit", "serve"]
 
 log = structlog.get_logger("wsmon")
+
+# A collection of the oldest generation walks every object alive: at 10,000 persistent targets
+# (~270,000 objects) 100-300 ms with the event loop held, and every pong then waiting is reported
+# late. Pinging allocates nothing that lasts, so such collections come with start-up and
+# reconnect storms. What lives as long as the process (config, targets, their state and
+# connections) is moved out of the collector's sight (gc.freeze): at start-up, and again
+# HEAP_SETTLE seconds after start-up and after each reload, once connections have opened (or,
+# for removed targets, closed). What is not frozen yet is collected first, so that garbage is
+# not frozen with it (at 10,000 targets, one pause of ~60-150 ms, 30 s after start-up).
+# Frozen objects are not collected again: a removed target's are freed by reference counting
+# (measured: removing 1,000 of 2,000 connected targets by reload left no reference cycles).
+HEAP_SETTLE = 30.0
+
+
+def _freeze_heap() -> None:
+    started = perf_counter()
+    gc.collect()
+    gc.freeze()
+    pause = round((perf_counter() - started) * 1000)
+    log.info("long-lived objects frozen", objects=gc.get_freeze_count(), pause_ms=pause)
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -72,8 +94,19 @@ async def serve(
         config, path=config_path, overrides=overrides, reload_ok=metrics.reload_ok, reload_time=metrics.reload_time
     )
     monitor = Monitor(live, metrics, shard=shard, state_path=state_path)
-    pushes = PushManager(lambda: render_store(monitor.store), metrics)
+    pushes = PushManager(lambda: stream_store(monitor.store), metrics)
     live.on_change(lambda config: pushes.apply((*config.pushes, *extra_pushes)))
+    lag = LoopLag(metrics.loop_lag.observe)
+    lag.start()
+    refreeze: asyncio.TimerHandle | None = None
+
+    def settle_heap() -> None:
+        nonlocal refreeze
+        if refreeze is not None:
+            refreeze.cancel()  # reloads in a row: once, after the last
+        refreeze = loop.call_later(HEAP_SETTLE, _freeze_heap)
+
+    live.on_change(lambda config: settle_heap())
 
     def reload() -> bool:
         notifier.notify("RELOADING=1")
@@ -122,6 +155,8 @@ async def serve(
     # Targets start once wsmon listens: the bundled config watches wsmon's own echo endpoint.
     monitor.start()
     pushes.apply((*live.current.pushes, *extra_pushes))
+    gc.freeze()  # what exists now (config, targets, their state): no pause, unlike a collection
+    settle_heap()  # …and their connections, once open
     loop.add_signal_handler(signal.SIGHUP, reload)
     if server.started:
         log.info(
@@ -137,6 +172,9 @@ async def serve(
         stopped.cancel()
     notifier.stopping()
     log.info("shutting down")
+    lag.stop()
+    if refreeze is not None:
+        refreeze.cancel()
     await monitor.stop()
     await pushes.stop()  # a final push of the final state, after every connection closed
     server.should_exit = True

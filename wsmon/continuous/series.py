@@ -5,27 +5,40 @@ cumulative latency histograms, rolling-window quantiles, and for persistent targ
 connection state, reconnects and subscription figures. Every series carries ``target`` (the
 configured name, never the URL) and the target's own labels.
 
-Rendering 10,000 targets is ~500,000 lines: ``render_store`` writes text directly and gives
-the event loop a turn between chunks of targets, so pings and probes are not held up by a
-scrape or a push.
+Written two ways, held to the same text by the tests:
+
+- ``write_target``: one target through a ``Sink`` (``wsmon.metrics.sinks``), the plain definition,
+  for ``MetricSink``, and through ``TextSink`` the tests' reference (how the text was written
+  before it was streamed).
+- ``stream_store``: the whole Store as text format 0.0.4, for ``/metrics`` and push. 10,000
+  persistent targets are ~500,000 lines (35 MB), and every moment the event loop spends on them
+  delays pings. The text format wants each family's samples together, so the text is written a
+  family at a time over every target (a "column"), in chunks of ~64 KB handed out as they are
+  written: memory stays at one chunk, and the loop gets a turn between chunks. Each column
+  writes one target's lines of its family straight from the state, with the constant parts of
+  each line (names, fixed labels) written into the code and the target's labels rendered once
+  per scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from itertools import islice
 from time import perf_counter
 
 from wsmon.config.file import Mode
 from wsmon.continuous.store import ConnectionState, Store, TargetState
 from wsmon.metrics.probe_series import PROBE_FAMILIES, write_connection, write_result
-from wsmon.metrics.sinks import Families, Sink, TextSink
+from wsmon.metrics.sinks import Families, Sink, format_value, histogram_text, label_text
+from wsmon.probe.reasons import Reason
+from wsmon.probe.result import PingStats, ProbeResult
 
-__all__ = ["TARGET_FAMILIES", "WINDOW_QUANTILES", "render_store", "write_target"]
+__all__ = ["TARGET_FAMILIES", "WINDOW_QUANTILES", "render_store", "stream_store", "text_chunks", "write_target"]
 
 WINDOW_QUANTILES = (0.0, 0.5, 0.9, 0.99, 1.0)
 _QUANTILE_LABELS = tuple((("quantile", repr(q)),) for q in WINDOW_QUANTILES)
 _STATE_LABELS = tuple((s, (("state", str(s)),)) for s in ConnectionState)
-_CHUNK = 250  # targets rendered between two turns of the event loop
 
 TARGET_FAMILIES: Families = {
     **PROBE_FAMILIES,
@@ -91,11 +104,410 @@ def write_target(sink: Sink, state: TargetState, now: float) -> None:
         put("wsmon_message_value_changed_timestamp_seconds", changed_at, named)
 
 
+# --- the streamed text ----------------------------------------------------------------------------
+#
+# A column writes one family's lines for one target: (state, latest result, labels in braces,
+# labels opened for one more) → text, "" for none. The latest result is read once per scrape, so
+# every probe_* series of a probe-mode target comes from the same probe.
+
+Column = Callable[[TargetState, ProbeResult | None, str, str], str]
+
+# Which targets a column is given: all, probe-mode ones with a result, persistent ones.
+_ALL, _PROBED, _CONNECTIONS = range(3)
+
+_PERSISTENT = Mode.PERSISTENT
+_CONNECTED = ConnectionState.CONNECTED
+_FLAG = ("0.0", "1.0")  # format_value(float(flag)), indexed by the flag
+_v = format_value
+
+
+def _escaped(name: str, value: str) -> str:
+    return label_text(((name, value),))
+
+
+def _healthy(state: TargetState) -> bool:
+    """A persistent connection's probe_success (``write_connection``'s rule)."""
+    return state.state is _CONNECTED and (state.last_ping_ok or not state.target.module.ping)
+
+
+# The seed gauges: persistent targets from their connection, probe-mode ones from their latest result.
+
+
+def _success(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if state.target.mode is _PERSISTENT:
+        return f"probe_success{b} {_FLAG[_healthy(state)]}\n"
+    return "" if result is None else f"probe_success{b} {_FLAG[result.success]}\n"
+
+
+def _up(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if state.target.mode is _PERSISTENT:
+        return f"probe_websocket_up{b} {_FLAG[state.state is _CONNECTED]}\n"
+    return "" if result is None else f"probe_websocket_up{b} {_FLAG[result.up]}\n"
+
+
+def _connection_duration(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if state.target.mode is _PERSISTENT:
+        seconds = state.last_connect
+        if state.state is not _CONNECTED or seconds is None:
+            return ""
+    elif result is None or not result.up:
+        return ""
+    else:
+        seconds = result.connect_duration
+    return f"probe_websocket_connection_duration_seconds{b} {_v(seconds)}\n"
+
+
+def _ping_success(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if not state.target.module.ping:
+        return ""
+    if state.target.mode is _PERSISTENT:
+        return f"probe_websocket_ping_pong_success{b} {_FLAG[state.state is _CONNECTED and state.last_ping_ok]}\n"
+    return "" if result is None else f"probe_websocket_ping_pong_success{b} {_FLAG[result.ping_success]}\n"
+
+
+def _ping_duration(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if not state.target.module.ping:
+        return ""
+    if state.target.mode is _PERSISTENT:
+        # A round trip of a connection that is gone is no news.
+        rtt = state.last_rtt if state.state is _CONNECTED else None
+    else:
+        rtt = None if result is None else result.ping_rtt
+    return "" if rtt is None else f"probe_websocket_ping_pong_duration_seconds{b} {_v(rtt)}\n"
+
+
+def _failure_info(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if state.target.mode is _PERSISTENT:
+        error = state.last_error
+        if error is None or _healthy(state):
+            return ""
+        reason = error.reason
+    elif result is None or result.reason is None:
+        return ""
+    else:
+        reason = result.reason
+    return f"probe_websocket_failure_info{o}{_escaped('reason', str(reason))}}} 1.0\n"
+
+
+# Only probe-mode targets have these (given only those with a result).
+
+
+def _duration(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    return "" if result is None else f"probe_duration_seconds{b} {_v(result.duration)}\n"
+
+
+def _phases(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None:
+        return ""
+    return "".join(
+        f"probe_websocket_duration_seconds{o}{_escaped('phase', str(phase))}}} {_v(seconds)}\n"
+        for phase, seconds in result.phases.items()
+    )
+
+
+def _status_code(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None or result.status_code is None:
+        return ""
+    return f"probe_websocket_status_code{b} {_v(result.status_code)}\n"
+
+
+def _timeout(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    return "" if result is None else f"probe_timeout_seconds{b} {_v(result.timeout)}\n"
+
+
+def _ip_protocol(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None or result.ip_protocol is None:
+        return ""
+    return f"probe_ip_protocol{b} {_v(result.ip_protocol)}\n"
+
+
+def _cert_expiry(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None or result.cert_expiry is None:
+        return ""
+    return f"probe_ssl_earliest_cert_expiry{b} {_v(result.cert_expiry)}\n"
+
+
+def _tls_version(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None or result.tls_version is None:
+        return ""
+    return f"probe_tls_version_info{o}{_escaped('version', result.tls_version)}}} 1.0\n"
+
+
+def _ping_stat(family: str, figure: Callable[[PingStats], float], *, needs_rtts: bool) -> tuple[str, int, Column]:
+    """A multi-ping figure's column: only for probes that sent more than one ping (and got a pong
+    back, with ``needs_rtts``)."""
+
+    def column(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+        ping = None if result is None else result.ping
+        if ping is None or ping.sent <= 1 or (needs_rtts and not ping.rtts):
+            return ""
+        return f"{family}{b} {_v(figure(ping))}\n"
+
+    return family, _PROBED, column
+
+
+def _steps_success(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None:
+        return ""
+    return "".join(
+        f"probe_websocket_message_success{o}{_escaped('step', str(step.index + 1))}}} {_FLAG[step.success]}\n"
+        for step in result.steps
+    )
+
+
+def _steps_duration(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None:
+        return ""
+    return "".join(
+        f"probe_websocket_message_duration_seconds{o}{_escaped('step', str(step.index + 1))}}} {_v(step.duration)}\n"
+        for step in result.steps
+    )
+
+
+def _steps_regex(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None or not result.steps:
+        return ""
+    failed = any(step.failed_due_to_regex for step in result.steps)
+    return f"probe_websocket_failed_due_to_regex{b} {_FLAG[failed]}\n"
+
+
+def _steps_value(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None:
+        return ""
+    return "".join(
+        f"probe_websocket_message_value{o}{_escaped('name', step.value_name)}}} {_v(step.value)}\n"
+        for step in result.steps
+        if step.value is not None and step.value_name is not None
+    )
+
+
+# wsmon's own series of every target.
+
+_SUCCESSES = 'result="success",reason="none"} '
+_FAILURES = {reason: f"{label_text((('result', 'failure'), ('reason', str(reason))))}}} " for reason in Reason}
+
+
+def _probes(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    text = f"wsmon_probes_total{o}{_SUCCESSES}{_v(state.pings_ok)}\n"
+    for reason, count in state.failures.items():
+        text += f"wsmon_probes_total{o}{_FAILURES[reason]}{_v(count)}\n"
+    return text
+
+
+def _connect_histogram(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    return histogram_text("wsmon_connect_duration_seconds", state.connect_histogram, b, o)
+
+
+def _ping_histogram(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if not state.target.module.ping:
+        return ""
+    return histogram_text("wsmon_ping_pong_duration_seconds", state.ping_histogram, b, o)
+
+
+_QUANTILE_TAILS = tuple(f"{label_text(labels)}}} " for labels in _QUANTILE_LABELS)
+
+
+def _window(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if not state.target.module.ping:
+        return ""
+    quantiles = state.window.quantiles(perf_counter(), WINDOW_QUANTILES)
+    if quantiles is None:
+        return ""
+    head = f"wsmon_ping_pong_window_seconds{o}"
+    return "".join([f"{head}{tail}{_v(value)}\n" for tail, value in zip(_QUANTILE_TAILS, quantiles, strict=True)])
+
+
+# Each state's three lines after the labels (one-hot), by the current state.
+_STATE_LINES = {
+    current: tuple(f"{label_text(labels)}}} {_FLAG[s is current]}\n" for s, labels in _STATE_LABELS)
+    for current in ConnectionState
+}
+
+
+def _connection_state(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    head = f"wsmon_connection_state{o}"
+    return head + head.join(_STATE_LINES[state.state])
+
+
+def _reconnects(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    return f"wsmon_reconnects_total{b} {_v(state.reconnects)}\n"
+
+
+def _connected_since(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    since = state.connected_since
+    return "" if since is None else f"wsmon_connected_since_timestamp_seconds{b} {_v(since)}\n"
+
+
+def _messages(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if state.target.subscribe is None:
+        return ""
+    return f"wsmon_messages_received_total{b} {_v(state.messages)}\n"
+
+
+def _last_message(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    at = state.last_message_at
+    if state.target.subscribe is None or at is None:
+        return ""
+    return f"wsmon_last_message_timestamp_seconds{b} {_v(at)}\n"
+
+
+def _values(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if not state.values:
+        return ""
+    return "".join(
+        f"wsmon_message_value{o}{_escaped('name', name)}}} {_v(value)}\n" for name, (value, _) in state.values.items()
+    )
+
+
+def _values_changed(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if not state.values:
+        return ""
+    return "".join(
+        f"wsmon_message_value_changed_timestamp_seconds{o}{_escaped('name', name)}}} {_v(at)}\n"
+        for name, (_, at) in state.values.items()
+    )
+
+
+# Every family of TARGET_FAMILIES, in its order.
+_COLUMNS: tuple[tuple[str, int, Column], ...] = (
+    ("probe_success", _ALL, _success),
+    ("probe_duration_seconds", _PROBED, _duration),
+    ("probe_websocket_up", _ALL, _up),
+    ("probe_websocket_connection_duration_seconds", _ALL, _connection_duration),
+    ("probe_websocket_ping_pong_success", _ALL, _ping_success),
+    ("probe_websocket_ping_pong_duration_seconds", _ALL, _ping_duration),
+    ("probe_websocket_duration_seconds", _PROBED, _phases),
+    ("probe_websocket_status_code", _PROBED, _status_code),
+    ("probe_websocket_failure_info", _ALL, _failure_info),
+    ("probe_timeout_seconds", _PROBED, _timeout),
+    ("probe_ip_protocol", _PROBED, _ip_protocol),
+    ("probe_ssl_earliest_cert_expiry", _PROBED, _cert_expiry),
+    ("probe_tls_version_info", _PROBED, _tls_version),
+    _ping_stat("probe_websocket_ping_pong_count", lambda p: p.sent, needs_rtts=False),
+    _ping_stat("probe_websocket_ping_pong_min_seconds", lambda p: p.min, needs_rtts=True),
+    _ping_stat("probe_websocket_ping_pong_avg_seconds", lambda p: p.avg, needs_rtts=True),
+    _ping_stat("probe_websocket_ping_pong_max_seconds", lambda p: p.max, needs_rtts=True),
+    _ping_stat("probe_websocket_ping_pong_jitter_seconds", lambda p: p.jitter, needs_rtts=True),
+    _ping_stat("probe_websocket_ping_pong_loss_ratio", lambda p: p.loss_ratio, needs_rtts=False),
+    ("probe_websocket_message_success", _PROBED, _steps_success),
+    ("probe_websocket_message_duration_seconds", _PROBED, _steps_duration),
+    ("probe_websocket_failed_due_to_regex", _PROBED, _steps_regex),
+    ("probe_websocket_message_value", _PROBED, _steps_value),
+    ("wsmon_probes", _ALL, _probes),
+    ("wsmon_connect_duration_seconds", _ALL, _connect_histogram),
+    ("wsmon_ping_pong_duration_seconds", _ALL, _ping_histogram),
+    ("wsmon_ping_pong_window_seconds", _ALL, _window),
+    ("wsmon_connection_state", _CONNECTIONS, _connection_state),
+    ("wsmon_reconnects", _CONNECTIONS, _reconnects),
+    ("wsmon_connected_since_timestamp_seconds", _CONNECTIONS, _connected_since),
+    ("wsmon_messages_received", _ALL, _messages),
+    ("wsmon_last_message_timestamp_seconds", _ALL, _last_message),
+    ("wsmon_message_value", _ALL, _values),
+    ("wsmon_message_value_changed_timestamp_seconds", _ALL, _values_changed),
+)
+assert tuple(family for family, _, _ in _COLUMNS) == tuple(TARGET_FAMILIES), "a family without its column"
+
+
+def _header(family: str) -> str:
+    kind, doc = TARGET_FAMILIES[family]
+    shown = f"{family}_total" if kind == "counter" else family  # 0.0.4 names a counter as its samples
+    return f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n"
+
+
+_PASSES = tuple((_header(family), kind, column) for family, kind, column in _COLUMNS)
+
+CHUNK_BYTES = 64 * 1024  # text handed out at a time: what a scrape holds, beyond its list of targets
+BLOCK = 32  # targets a column writes between two looks at the chunk's size and the clock
+TURN = 0.001  # seconds of writing after which the loop gets a turn even if the chunk is not full
+_clock = perf_counter  # for TURN (the tests stop ``perf_counter``, the window's clock)
+
+
+class _Rows:
+    """The targets a column is given, with what is read once per scrape: the latest result (probe
+    mode) and the labels, in braces and opened for one more.
+
+    Parallel lists, not a tuple per target: 10,000 tuples holding a state outlive a few
+    collections during a scrape, get promoted to the oldest generation and bring its next
+    (full) collection closer; strings are no business of the collector.
+    """
+
+    __slots__ = ("braced", "opened", "results", "states")
+
+    def __init__(self) -> None:
+        self.states: list[TargetState] = []
+        self.results: list[ProbeResult | None] = []
+        self.braced: list[str] = []
+        self.opened: list[str] = []
+
+    def add(self, state: TargetState, result: ProbeResult | None, braced: str, opened: str) -> None:
+        self.states.append(state)
+        self.results.append(result)
+        self.braced.append(braced)
+        self.opened.append(opened)
+
+    def blocks(self) -> Iterator[Iterator[tuple[TargetState, ProbeResult | None, str, str]]]:
+        """The rows, ``BLOCK`` at a time."""
+        rows = zip(self.states, self.results, self.braced, self.opened, strict=True)
+        for _ in range(0, len(self.states), BLOCK):
+            yield islice(rows, BLOCK)
+
+
+def text_chunks(states: Sequence[TargetState]) -> Iterator[str]:
+    """The targets' series as text format 0.0.4, in pieces of at most about ``CHUNK_BYTES``.
+
+    A piece ends when it is that big or when ``TURN`` has passed since the last one: a column
+    that writes slowly (the window's quantiles: a sort per target) hands control back as often
+    as one that writes fast. A piece may be empty: no text yet, but time for the loop to have a
+    turn. The states are read as each column reaches them; a target added meanwhile waits for
+    the next scrape, one removed meanwhile is still written.
+    """
+    every, probed, connections = _Rows(), _Rows(), _Rows()
+    since = _clock()
+    for start in range(0, len(states), BLOCK):
+        for state in states[start : start + BLOCK]:
+            text = label_text(state.labels)
+            braced, opened = (f"{{{text}}}", f"{{{text},") if text else ("", "{")
+            result = None if state.target.mode is _PERSISTENT else state.latest
+            every.add(state, result, braced, opened)
+            if result is not None:
+                probed.add(state, result, braced, opened)
+            elif state.target.mode is _PERSISTENT:
+                connections.add(state, result, braced, opened)
+        if _clock() - since >= TURN:
+            yield ""
+            since = _clock()
+    rows_by_kind = (every, probed, connections)
+    pending: list[str] = []
+    size = 0
+    for header, kind, column in _PASSES:
+        headed = False
+        for block in rows_by_kind[kind].blocks():
+            for state, result, braced, opened in block:
+                text = column(state, result, braced, opened)
+                if text:
+                    if not headed:
+                        pending.append(header)
+                        headed = True
+                    pending.append(text)
+                    size += len(text)
+            if size >= CHUNK_BYTES or _clock() - since >= TURN:
+                yield "".join(pending)
+                pending.clear()
+                size = 0
+                since = _clock()
+    if pending:
+        yield "".join(pending)
+
+
+async def stream_store(store: Store) -> AsyncIterator[bytes]:
+    """Every target's series as text format 0.0.4, in chunks, the event loop getting a turn
+    between chunks (a ping due, a pong arriving, waits for one chunk, not for the scrape)."""
+    for text in text_chunks(list(store)):
+        if text:
+            yield text.encode()
+        await asyncio.sleep(0)
+
+
 async def render_store(store: Store) -> bytes:
-    """Every target's series as text format 0.0.4, yielding to the event loop as it goes."""
-    sink = TextSink(TARGET_FAMILIES)
-    for index, state in enumerate(store):
-        if index and index % _CHUNK == 0:
-            await asyncio.sleep(0)
-        write_target(sink, state, perf_counter())
-    return sink.render()
+    """``stream_store``, whole (tests and small stores)."""
+    return b"".join([chunk async for chunk in stream_store(store)])

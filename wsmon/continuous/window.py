@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left
 from collections.abc import Sequence
+from functools import lru_cache
 
 __all__ = ["RollingWindow", "quantile"]
 
@@ -85,16 +87,36 @@ class RollingWindow:
         if not count:
             return []
         size = len(values)
-        expired = 0  # times grow in ring order: the expired samples are the first few
-        while expired < count and times[(head + expired) % size] < oldest:
-            expired += 1
-        start = (head + expired) % size
-        end = start + count - expired
+        end = head + count
+        # Times grow in ring order, so the expired samples are the first few: found by bisection
+        # (a scrape reads every window: stepping over the ~75 expired samples of a full 5-minute
+        # window one by one in Python took ~40 % of reading it).
         if end <= size:
-            return values[start:end].tolist()
-        return values[start:].tolist() + values[: end - size].tolist()
+            return values[bisect_left(times, oldest, head, end) : end].tolist()
+        end -= size  # the live samples wrap: [head, size) then [0, end)
+        if times[size - 1] >= oldest:
+            return values[bisect_left(times, oldest, head, size) :].tolist() + values[:end].tolist()
+        return values[bisect_left(times, oldest, 0, end) : end].tolist()
 
     def quantiles(self, now: float, qs: Sequence[float]) -> list[float] | None:
-        """The q-quantiles of the live samples; None when there are none."""
-        ordered = sorted(self.samples(now))
-        return [quantile(ordered, q) for q in qs] if ordered else None
+        """The q-quantiles of the live samples (as ``quantile`` computes them); None when there are none."""
+        ordered = self.samples(now)
+        if not ordered:
+            return None
+        ordered.sort()  # in place: ``samples`` made the list for us
+        return [
+            ordered[low] + (ordered[high] - ordered[low]) * part for low, high, part in _ranks(len(ordered), tuple(qs))
+        ]
+
+
+@lru_cache(maxsize=64)
+def _ranks(count: int, qs: tuple[float, ...]) -> tuple[tuple[int, int, float], ...]:
+    """For each q, the two closest ranks among ``count`` sorted samples and the weight of the
+    upper one: ``quantile``'s arithmetic, done once per window size instead of once per window.
+    """
+    ranks = []
+    for q in qs:
+        position = q * (count - 1)
+        low = math.floor(position)
+        ranks.append((low, min(low + 1, count - 1), position - low))
+    return tuple(ranks)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from time import perf_counter
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -11,13 +15,15 @@ from wsmon import __version__
 from wsmon.metrics.clock import ReceiveClockCollector
 from wsmon.probe.result import ProbeResult
 
-__all__ = ["ExporterMetrics"]
+__all__ = ["LOOP_LAG_PERIOD", "ExporterMetrics", "LoopLag"]
 
 # `*_created` series double the output and no dashboard or alert of wsmon's uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+_LOOP_LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+LOOP_LAG_PERIOD = 0.025  # seconds between two readings of the event loop's lag (see LoopLag)
 
 
 class ExporterMetrics:
@@ -46,6 +52,12 @@ class ExporterMetrics:
             "wsmon_scheduler_lag_seconds",
             "How late probes and ping rounds start against their schedule",
             buckets=_LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.loop_lag = Histogram(
+            "wsmon_event_loop_lag_seconds",
+            f"How late the event loop ran a timer callback (one every {LOOP_LAG_PERIOD * 1000:g} ms): its stalls",
+            buckets=_LOOP_LAG_BUCKETS,
             registry=self.registry,
         )
         self.targets = Gauge(
@@ -93,3 +105,38 @@ class ExporterMetrics:
     def observe(self, module: str, result: ProbeResult) -> None:
         self.probes.labels(module, "success" if result.success else "failure").inc()
         self.probe_duration.labels(module).observe(result.duration)
+
+
+class LoopLag:
+    """The event loop's own stalls: a timer every ``period`` seconds, and how late it runs.
+
+    The timer comes due at moments unrelated to what the loop is doing, as a pong arrives, so
+    its lateness samples what any callback waits for: the rest of the turn under way (a
+    scrape's chunk, a garbage collection) and the process's wait for a core. Every 25 ms by
+    default: 40 readings a second at a few µs each, so that even 1 ms turns are caught often;
+    a stall longer than the period is read once, at its length (the timer does not catch up).
+    Lateness is measured from the time of arming with ``perf_counter``; uvloop keeps timers in
+    whole milliseconds, so readings below ~1 ms are within its granularity (early reads 0).
+    """
+
+    def __init__(self, observe: Callable[[float], None], period: float = LOOP_LAG_PERIOD) -> None:
+        self._observe = observe
+        self._period = period
+        self._due = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._arm(asyncio.get_running_loop())
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._due = perf_counter() + self._period
+        self._handle = loop.call_later(self._period, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._observe(max(0.0, perf_counter() - self._due))
+        self._arm(loop)

@@ -30,6 +30,11 @@ class LatencyHistogram:
         self.sum += value
 
     @property
+    def counts(self) -> array[int]:
+        """Each bucket's own count (not cumulative), +Inf last: the live array, to read only."""
+        return self._counts
+
+    @property
     def count(self) -> int:
         return sum(self._counts)
 
