@@ -26,10 +26,13 @@ from wsmon.metrics.exporter import ExporterMetrics
 from wsmon.redact import redact_url, secrets
 from wsmon.ws.tls import client_context
 
-__all__ = ["PushManager", "Pusher", "Render", "grouping_path", "gzip_chunks"]
+__all__ = ["FINAL_PUSH_LIMIT", "PushManager", "Pusher", "Render", "grouping_path", "gzip_chunks"]
 
 log = structlog.get_logger("wsmon.push")
 
+# Seconds the final push (or the Pushgateway DELETE) may take at shutdown, at most: the
+# destinations are told in parallel, so wsmon exits within this whatever they do.
+FINAL_PUSH_LIMIT = 2.0
 _RETRY_FIRST = 1.0  # seconds before the first retry after a failure; doubles up to the interval
 
 Render = Callable[[], AsyncIterator[bytes]]  # the series to push, as text chunks (series.stream_store)
@@ -171,15 +174,21 @@ class Pusher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        limit = min(self.target.timeout, FINAL_PUSH_LIMIT)
         try:
-            if final and self.target.kind == "pushgateway" and self.target.delete_on_shutdown:
-                response = await self._client.delete(
-                    f"{self.target.url}{self._group()}", headers=self._headers, extensions=self._extensions
-                )
-                if response.status_code >= 300:
-                    log.warning("deleting the push group failed", push=self.target.name, status=response.status_code)
-            elif final:
-                await self.push()
+            async with asyncio.timeout(limit):  # a destination that never answers must not hold up the exit
+                if final and self.target.kind == "pushgateway" and self.target.delete_on_shutdown:
+                    response = await self._client.delete(
+                        f"{self.target.url}{self._group()}", headers=self._headers, extensions=self._extensions
+                    )
+                    if response.status_code >= 300:
+                        log.warning(
+                            "deleting the push group failed", push=self.target.name, status=response.status_code
+                        )
+                elif final:
+                    await self.push()
+        except TimeoutError:
+            log.warning("final push gave up: no answer in time", push=self.target.name, seconds=limit)
         except httpx.HTTPError as exc:
             log.warning("final push failed", push=self.target.name, error=secrets.scrub(str(exc)))
         finally:
