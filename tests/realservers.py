@@ -239,8 +239,11 @@ def pushgateway(tmp_path: Path) -> contextlib.AbstractAsyncContextManager[Runnin
     return _running("pushgateway", argv, port, "/-/ready", directory / "log")
 
 
-def prometheus(tmp_path: Path, scrape_configs: list[dict[str, Any]]) -> contextlib.AbstractAsyncContextManager[Running]:
-    """Prometheus with its own TSDB, scraping ``scrape_configs``."""
+def prometheus(
+    tmp_path: Path, scrape_configs: list[dict[str, Any]], *, receiver: bool = False
+) -> contextlib.AbstractAsyncContextManager[Running]:
+    """Prometheus with its own TSDB, scraping ``scrape_configs``; with ``receiver``, also taking
+    remote write on ``/api/v1/write``."""
     port = free_port()
     directory = _workdir(tmp_path, f"prometheus-{port}")
     config = directory / "prometheus.yml"
@@ -252,6 +255,7 @@ def prometheus(tmp_path: Path, scrape_configs: list[dict[str, Any]]) -> contextl
         f"--storage.tsdb.path={directory / 'data'}",
         f"--web.listen-address={HOST}:{port}",
         "--log.level=warn",
+        *(["--web.enable-remote-write-receiver"] if receiver else []),
     ]
     return _running("prometheus", argv, port, "/-/ready", directory / "log", cwd=directory)
 

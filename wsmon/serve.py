@@ -24,7 +24,7 @@ from wsmon.config.live import LiveConfig
 from wsmon.config.push import PushTarget
 from wsmon.continuous.monitor import Monitor
 from wsmon.continuous.push import PushManager
-from wsmon.continuous.series import stream_store
+from wsmon.continuous.series import remote_write_body, stream_store
 from wsmon.metrics.exporter import ExporterMetrics, LoopLag
 from wsmon.systemd import Notifier
 from wsmon.web.app import ExporterState, create_app
@@ -94,7 +94,11 @@ async def serve(
         config, path=config_path, overrides=overrides, reload_ok=metrics.reload_ok, reload_time=metrics.reload_time
     )
     monitor = Monitor(live, metrics, shard=shard, state_path=state_path)
-    pushes = PushManager(lambda: stream_store(monitor.store), metrics)
+    pushes = PushManager(
+        lambda: stream_store(monitor.store),
+        metrics,
+        remote_write=lambda stamp, labels: remote_write_body(monitor.store, stamp, labels),
+    )
     live.on_change(lambda config: pushes.apply((*config.pushes, *extra_pushes)))
     lag = LoopLag(metrics.loop_lag.observe)
     lag.start()

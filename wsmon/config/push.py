@@ -17,9 +17,12 @@ from wsmon.redact import secrets
 from wsmon.ws.tls import TLSOptions
 from wsmon.ws.url import basic_credentials
 
-__all__ = ["PushTarget", "parse_push"]
+__all__ = ["KINDS", "Kind", "PushTarget", "parse_push"]
 
-Kind = Literal["victoriametrics", "pushgateway"]
+# victoriametrics: POST <url>/api/v1/import/prometheus (text, gzip); pushgateway: PUT
+# <url>/metrics/job/…; remote_write: POST <url> (protobuf WriteRequest, snappy) as is.
+Kind = Literal["victoriametrics", "pushgateway", "remote_write"]
+KINDS: tuple[Kind, ...] = ("victoriametrics", "pushgateway", "remote_write")
 
 _KEYS = {
     "kind",
@@ -40,7 +43,7 @@ _KEYS = {
 class PushTarget:
     name: str  # the `push` label of wsmon's push health series: never a URL with secrets
     kind: Kind
-    url: str = field(repr=False)  # base URL; wsmon appends the API path
+    url: str = field(repr=False)  # base URL, wsmon appends the API path; remote_write: the write URL itself
     interval: float = 15.0
     timeout: float = 5.0
     job: str = "wsmon"
@@ -55,10 +58,13 @@ def parse_push(table: Mapping[str, Any], index: int, where: str, env: Mapping[st
     where = f"{where}: push #{index}"
     check_keys(table, _KEYS, where)
     kind = typed(table, "kind", str, where) if "kind" in table else "victoriametrics"
-    if kind not in ("victoriametrics", "pushgateway"):
-        raise ConfigError(f"{where}: kind must be victoriametrics or pushgateway, not {kind!r}")
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: kind must be victoriametrics, pushgateway or remote_write, not {kind!r}")
     if "url" not in table:
-        raise ConfigError(f"{where}: url is missing: the base URL of vmagent, VictoriaMetrics or the Pushgateway")
+        raise ConfigError(
+            f"{where}: url is missing: the base URL of vmagent, VictoriaMetrics or the Pushgateway "
+            "(remote_write: the full write URL, e.g. http://prometheus:9090/api/v1/write)"
+        )
     url = expand_env(typed(table, "url", str, where), where, env).rstrip("/")
     try:
         parts = urlsplit(url)

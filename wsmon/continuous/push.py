@@ -13,7 +13,7 @@ import base64
 import random
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from time import perf_counter
 from urllib.parse import quote
 
@@ -23,10 +23,11 @@ import structlog
 from wsmon import __version__
 from wsmon.config.push import PushTarget
 from wsmon.metrics.exporter import ExporterMetrics
+from wsmon.metrics.remote_write import HEADERS as REMOTE_WRITE_HEADERS
 from wsmon.redact import redact_url, secrets
 from wsmon.ws.tls import client_context
 
-__all__ = ["FINAL_PUSH_LIMIT", "PushManager", "Pusher", "Render", "grouping_path", "gzip_chunks"]
+__all__ = ["FINAL_PUSH_LIMIT", "PushManager", "Pusher", "RemoteWrite", "Render", "grouping_path", "gzip_chunks"]
 
 log = structlog.get_logger("wsmon.push")
 
@@ -36,6 +37,8 @@ FINAL_PUSH_LIMIT = 2.0
 _RETRY_FIRST = 1.0  # seconds before the first retry after a failure; doubles up to the interval
 
 Render = Callable[[], AsyncIterator[bytes]]  # the series to push, as text chunks (series.stream_store)
+# (timestamp in ms, labels for every series) → (remote write body, its size uncompressed): series.remote_write_body
+RemoteWrite = Callable[[int, tuple[tuple[str, str], ...]], Awaitable[tuple[bytes, int]]]
 
 # Text compressed at a time, in a worker thread (zlib lets go of the GIL, so the event loop
 # keeps running while the other core compresses): ~1 MB, a few ms of level-1 deflate.
@@ -87,9 +90,12 @@ class Pusher:
         render: Render,
         metrics: ExporterMetrics,
         client: httpx.AsyncClient | None = None,
+        *,
+        remote_write: RemoteWrite | None = None,
     ) -> None:
         self.target = target
         self._render = render
+        self._remote_write = remote_write
         self._metrics = metrics
         tls = target.tls
         self._client = client or httpx.AsyncClient(
@@ -105,6 +111,7 @@ class Pusher:
         self._extensions = {"sni_hostname": tls.server_name} if tls.server_name else {}
         self._task: asyncio.Task[None] | None = None
         self._shown = redact_url(target.url)
+        self.refused = False  # the last push was refused for good (remote write's 4xx but 429)
 
     def _group(self) -> str:
         return grouping_path(self.target.job, (("instance", self.target.instance), *self.target.extra_labels))
@@ -112,13 +119,28 @@ class Pusher:
     async def push(self) -> bool:
         """Send the current state once; True if the destination took it."""
         target, started = self.target, perf_counter()
-        if target.kind == "victoriametrics":
+        self.refused = False
+        if target.kind == "remote_write":
+            assert self._remote_write is not None, "a remote_write destination needs the encoder"
+            labels = (("job", target.job), *target.extra_labels)
+            content, size = await self._remote_write(int(time.time() * 1000), labels)
+        elif target.kind == "victoriametrics":
             content, size = await gzip_chunks(self._render())
         else:  # sent as it is: the Pushgateway takes no compressed body
             content = b"".join([chunk async for chunk in self._render()])
             size = len(content)
         try:
-            if target.kind == "victoriametrics":
+            if target.kind == "remote_write":
+                response = await self._client.post(
+                    target.url,
+                    content=content,
+                    headers={**self._headers, **REMOTE_WRITE_HEADERS},
+                    extensions=self._extensions,
+                )
+                ok = 200 <= response.status_code < 300
+                # A 4xx other than 429 says the request itself is refused: the same again would be too.
+                self.refused = 400 <= response.status_code < 500 and response.status_code != 429
+            elif target.kind == "victoriametrics":
                 extra = [f"job={target.job}", *(f"{k}={v}" for k, v in target.extra_labels)]
                 response = await self._client.post(
                     f"{target.url}/api/v1/import/prometheus",
@@ -157,7 +179,7 @@ class Pusher:
         failures = 0
         while True:
             await asyncio.sleep(max(0.0, due - loop.time()))
-            if await self.push():
+            if await self.push() or self.refused:
                 failures = 0
                 due = max(due + interval, loop.time())
             else:
@@ -198,8 +220,8 @@ class Pusher:
 class PushManager:
     """The running Pushers, matched to the configured destinations on start and reload."""
 
-    def __init__(self, render: Render, metrics: ExporterMetrics) -> None:
-        self._render, self._metrics = render, metrics
+    def __init__(self, render: Render, metrics: ExporterMetrics, remote_write: RemoteWrite | None = None) -> None:
+        self._render, self._metrics, self._remote_write = render, metrics, remote_write
         self._pushers: dict[str, Pusher] = {}
         self._stopping: set[asyncio.Task[None]] = set()  # destinations removed by a reload
 
@@ -212,7 +234,7 @@ class PushManager:
                 stopping.add_done_callback(self._stopping.discard)
         for name, target in wanted.items():
             if name not in self._pushers:
-                pusher = Pusher(target, self._render, self._metrics)
+                pusher = Pusher(target, self._render, self._metrics, remote_write=self._remote_write)
                 self._pushers[name] = pusher
                 pusher.start()
 

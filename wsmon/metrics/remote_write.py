@@ -23,11 +23,11 @@ series are defined once and encoded three ways.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
 
 import cramjam
 
 from wsmon.metrics.histogram import LatencyHistogram
+from wsmon.metrics.sinks import Families, Labels
 
 __all__ = ["CONTENT_TYPE", "HEADERS", "RemoteWriteSink", "encode_series"]
 
@@ -38,8 +38,6 @@ HEADERS = {
     "X-Prometheus-Remote-Write-Version": "0.1.0",
 }
 
-Labels = tuple[tuple[str, str], ...]
-Families = Mapping[str, tuple[str, str]]  # family name → (type, HELP), as the text sinks take them
 
 _DOUBLE = struct.Struct("<d")
 _NAME = "__name__"
@@ -109,6 +107,7 @@ class RemoteWriteSink:
         self._templates: dict[tuple[str, ...], Template] = {}
         self._parts: list[bytes] = []
         self.series = 0
+        self.size = 0  # bytes of the WriteRequest before compression
 
     def target(self, labels: Labels) -> None:
         """The labels every following series carries (the target's), until the next call."""
@@ -150,6 +149,7 @@ class RemoteWriteSink:
             head = b"\x0a" + _varint(size)
         self._parts.append(head + body)
         self.series += 1
+        self.size += len(head) + size
 
     def _put(self, name: str, value: float, extra: Labels = ()) -> None:
         own = ((_NAME, name), *extra)

@@ -24,7 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 from wsmon.metrics.histogram import BUCKET_LABELS, LatencyHistogram
 
-__all__ = ["Families", "MetricSink", "Sink", "TextSink", "format_value", "histogram_text", "label_text"]
+__all__ = ["Families", "Labels", "MetricSink", "Sink", "TextSink", "format_value", "histogram_text", "label_text"]
 
 Labels = tuple[tuple[str, str], ...]
 Families = Mapping[str, tuple[str, str]]  # family name → (type, HELP), in output order
