@@ -119,7 +119,11 @@ def serve_command(
         str | None, typer.Option("--push.url", help="Push the targets' series to this base URL (one more [[push]]).")
     ] = None,
     push_kind: Annotated[
-        str, typer.Option("--push.kind", help="victoriametrics (vmagent too) or pushgateway.")
+        str,
+        typer.Option(
+            "--push.kind",
+            help="victoriametrics (vmagent too), pushgateway or remote_write (--push.url is then the write URL).",
+        ),
     ] = "victoriametrics",
     push_interval: Annotated[str, typer.Option("--push.interval", help="Push period.")] = "15s",
     push_job: Annotated[str, typer.Option("--push.job", help="The job label of pushed series.")] = "wsmon",
