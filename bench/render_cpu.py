@@ -17,7 +17,7 @@ memory during a scrape (VmHWM, reset through /proc/self/clear_refs, minus
 VmRSS before it). Medians over ``--scrapes`` scrapes.
 
 Given ``--compare PATH`` (the root of another copy of wsmon, e.g. a ``git worktree`` of an older
-commit), runs the same in turns with that copy on PYTHONPATH, and prints both::
+commit; repeatable), runs the same in turns with that copy on PYTHONPATH, and prints all::
 
     git -C /work/main worktree add /tmp/render-base f6b4e67
     .venv/bin/python bench/render_cpu.py --compare /tmp/render-base
@@ -65,18 +65,20 @@ for _ in sys.stdin:
 
 def build_store(targets: int, window: float, labels: bool) -> Any:
     """N persistent targets, connected, with full windows and histograms."""
-    from wsmon.config.file import Mode, Target
+    from wsmon.config import file
+    from wsmon.config.file import Target
     from wsmon.continuous.store import ConnectionState, Store
     from wsmon.probe.module import BUILTIN_MODULES
     from wsmon.probe.reasons import Reason
 
+    persistent = getattr(getattr(file, "Mode", None), "PERSISTENT", "persistent")  # a str before the enum
     rnd = random.Random(1)
     store = Store()
     now = time.perf_counter()
     module = BUILTIN_MODULES["ping"]
     for i in range(targets):
         own = (("chain", "eth"), ("region", ("eu", "us", "ap")[i % 3])) if labels else ()
-        target = Target(name=f"t{i:05d}", url=f"ws://127.0.0.1:1/{i}", module=module, mode=Mode.PERSISTENT, labels=own)
+        target = Target(name=f"t{i:05d}", url=f"ws://127.0.0.1:1/{i}", module=module, mode=persistent, labels=own)
         state = store.add(target, window=window, sample_interval=1.0)
         state.state = ConnectionState.CONNECTING
         state.record_connected(rnd.uniform(0.0005, 0.02))
@@ -193,7 +195,6 @@ async def serve_app(store: Any) -> tuple[Callable[[], Awaitable[int]], Callable[
     import uvicorn
 
     from wsmon.config.file import Config
-    from wsmon.config.live import LiveConfig
     from wsmon.web.app import ExporterState, create_app
 
     class Monitor:  # what /metrics reads of the Monitor
@@ -202,7 +203,12 @@ async def serve_app(store: Any) -> tuple[Callable[[], Awaitable[int]], Callable[
         def __init__(self) -> None:
             self.store = store
 
-    state = ExporterState(live=LiveConfig(Config()), monitor=Monitor())  # type: ignore[arg-type]
+    try:
+        from wsmon.config.live import LiveConfig
+    except ImportError:  # before LiveConfig, the state held the config itself
+        state = ExporterState(config=Config(), monitor=Monitor())  # type: ignore[call-arg]
+    else:
+        state = ExporterState(live=LiveConfig(Config()), monitor=Monitor())  # type: ignore[arg-type]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -347,7 +353,9 @@ def main() -> int:
     parser.add_argument("--mode", choices=("render", "http", "push", "both", "all"), default="both")
     parser.add_argument("--labels", action="store_true", help="two labels of their own per target")
     parser.add_argument("--no-freeze", dest="freeze", action="store_false", help="no gc.freeze() after building")
-    parser.add_argument("--compare", type=Path, help="root of another copy of wsmon to run in turns")
+    parser.add_argument(
+        "--compare", type=Path, action="append", default=[], help="root of another copy of wsmon to run in turns"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -356,7 +364,7 @@ def main() -> int:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             print(json.dumps(runner.run(child(args))))
         return 0
-    copies = [ROOT] + ([args.compare.resolve()] if args.compare else [])
+    copies = [ROOT, *(path.resolve() for path in args.compare)]
     results: dict[str, list[dict[str, Any]]] = {str(copy): [] for copy in copies}
     for _ in range(args.rounds):
         for copy in copies:
