@@ -78,7 +78,13 @@ def build_store(targets: int, window: float, labels: bool) -> Any:
     module = BUILTIN_MODULES["ping"]
     for i in range(targets):
         own = (("chain", "eth"), ("region", ("eu", "us", "ap")[i % 3])) if labels else ()
-        target = Target(name=f"t{i:05d}", url=f"ws://127.0.0.1:1/{i}", module=module, mode=persistent, labels=own)
+        target = Target(
+            name=f"t{i:05d}",
+            url=f"ws://127.0.0.1:1/{i}",
+            module=module,
+            mode=persistent,  # type: ignore[arg-type]  # a str in copies before the Mode enum
+            labels=own,
+        )
         state = store.add(target, window=window, sample_interval=1.0)
         state.state = ConnectionState.CONNECTING
         state.record_connected(rnd.uniform(0.0005, 0.02))
@@ -206,7 +212,7 @@ async def serve_app(store: Any) -> tuple[Callable[[], Awaitable[int]], Callable[
     try:
         from wsmon.config.live import LiveConfig
     except ImportError:  # before LiveConfig, the state held the config itself
-        state = ExporterState(config=Config(), monitor=Monitor())  # type: ignore[call-arg]
+        state = ExporterState(config=Config(), monitor=Monitor())  # type: ignore[call-arg, arg-type]
     else:
         state = ExporterState(live=LiveConfig(Config()), monitor=Monitor())  # type: ignore[arg-type]
     with socket.socket() as sock:
