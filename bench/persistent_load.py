@@ -545,10 +545,11 @@ def render_bounds(
     wsmon reads a target's window (and its success count) when it renders it, so a long scrape
     cuts later targets' windows later. Earliest: the scrape's start, and the wire arrival of the
     last counted pong of every captured target rendered up to this one (it was read before).
-    Latest: the arrival of the response's head (wsmon sends it once the whole body is rendered),
-    and — wsmon reading its sockets between two chunks of targets — the wire arrival (+ NEAR) of
-    the first uncounted pong of any captured target of a later chunk: had it come before this
-    chunk was rendered, it would have been counted there."""
+    Latest: the body's last byte read (wsmon streams the body as it renders it, a family at a
+    time over every target: any target may be read up to the end), or — where wsmon renders in
+    chunks of targets (``series._CHUNK``, older copies) — the wire arrival (+ NEAR) of the first
+    uncounted pong of any captured target of a later chunk: had it come before this chunk was
+    rendered, it would have been counted there."""
     ok = final.values("wsmon_probes_total", result="success")
     order = final.parse().order
 
@@ -563,7 +564,7 @@ def render_bounds(
             at = arrival(name, int(ok.get(name, -1)))
             bound = max(bound, at if at is not None else bound)
             earliest[name] = bound
-    end = final.began + final.head_s
+    end = final.began + (final.head_s if RENDER_CHUNK else final.wall_s)
     latest = dict.fromkeys(earliest, end)
     contradicted = 0
     if RENDER_CHUNK:
@@ -617,17 +618,27 @@ def compare_window(
         cuts = [
             (tick - span) / 10 for tick in range(math.floor(earliest[name] * 10), math.floor(latest[name] * 10) + 1)
         ]
-        pongs = sorted((sent + rtt - offset, number, rtt) for number, (sent, rtt) in seen.items() if number <= last)
-        sets: dict[int, list[float]] = {}  # first pong number in the window → its round trips
+        # The success count and the window are read at the same moment where wsmon renders a
+        # target whole (older copies); when it renders a family at a time over every target, the
+        # window is read after the count: pongs that came meanwhile (up to the latest render
+        # time) may be in it too, so each possible last pong is tried as well.
+        ends = [last] + (
+            []
+            if RENDER_CHUNK
+            else sorted(n for n, (sent, rtt) in seen.items() if n > last and sent + rtt - offset <= latest[name])
+        )
+        pongs = sorted((sent + rtt - offset, number, rtt) for number, (sent, rtt) in seen.items() if number <= ends[-1])
+        sets: dict[tuple[int, int], list[float]] = {}  # (first, last pong number) in the window → round trips
         for cut in cuts:
-            numbers = [(number, rtt) for at, number, rtt in pongs if at >= cut]
-            if numbers:
-                sets.setdefault(numbers[0][0], sorted(rtt for _, rtt in numbers))
+            for end in ends:
+                numbers = [(number, rtt) for at, number, rtt in pongs if at >= cut and number <= end]
+                if numbers:
+                    sets.setdefault((numbers[0][0], end), sorted(rtt for _, rtt in numbers))
         if not sets:
             entry["not_compared"] = "no pong of its window on the capture"
             continue
         first = min(sets)
-        holes = sum(number not in seen for number in range(first - 1, last + 1))
+        holes = sum(number not in seen for number in range(first[0] - 1, first[1] + 1))
         if holes:
             entry["not_compared"] = f"{holes} pongs of its window missing from the capture"
             continue
