@@ -41,7 +41,7 @@ log = structlog.get_logger("wsmon")
 # connections) is moved out of the collector's sight (gc.freeze): at start-up, and again
 # HEAP_SETTLE seconds after start-up and after each reload, once connections have opened (or,
 # for removed targets, closed). What is not frozen yet is collected first, so that garbage is
-# not frozen with it (at 10,000 targets, one pause of ~60-150 ms, 30 s after start-up).
+# not frozen with it (at 10,000 targets, one pause of ~100 ms, 30 s after start-up).
 # Frozen objects are not collected again: a removed target's are freed by reference counting
 # (measured: removing 1,000 of 2,000 connected targets by reload left no reference cycles).
 HEAP_SETTLE = 30.0
