@@ -197,5 +197,7 @@ async def test_a_probe_flood_under_a_low_open_files_limit_gets_right_answers(tmp
         ]
         assert reasons == ["timeout"], body.decode()
         probed += 1
-    assert probed == 25  # --web.max-probes by default: an eighth of 200
+    # --web.max-probes by default: an eighth of 200, i.e. 25 at once. More may run in all when the
+    # flood takes longer than a probe's timeout to arrive (a busy machine), but never all of it.
+    assert probed >= 25 and refused > 0
     assert probed + refused == 250
