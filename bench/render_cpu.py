@@ -19,7 +19,7 @@ VmRSS before it). Medians over ``--scrapes`` scrapes.
 Given ``--compare PATH`` (the root of another copy of wsmon, e.g. a ``git worktree`` of an older
 commit; repeatable), runs the same in turns with that copy on PYTHONPATH, and prints all::
 
-    git -C /work/main worktree add /tmp/render-base f6b4e67
+    git worktree add /tmp/render-base <older commit>
     .venv/bin/python bench/render_cpu.py --compare /tmp/render-base
     .venv/bin/python bench/render_cpu.py --targets 1000 --scrapes 3        # a quick look
 
