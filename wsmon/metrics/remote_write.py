@@ -29,7 +29,7 @@ import cramjam
 from wsmon.metrics.histogram import LatencyHistogram
 from wsmon.metrics.sinks import Families, Labels
 
-__all__ = ["CONTENT_TYPE", "HEADERS", "RemoteWriteSink", "encode_series"]
+__all__ = ["CONTENT_TYPE", "HEADERS", "RemoteWriteSink"]
 
 CONTENT_TYPE = "application/x-protobuf"
 HEADERS = {
@@ -66,21 +66,6 @@ def _field(tag: int, payload: bytes) -> bytes:
 def _label(name: str, value: str) -> bytes:
     """``TimeSeries.labels`` entry: field 1 holding a Label{name = 1, value = 2}."""
     return _field(0x0A, _field(0x0A, name.encode()) + _field(0x12, value.encode()))
-
-
-def _sample(value: float, timestamp_ms: int) -> bytes:
-    """``TimeSeries.samples`` entry: field 2 holding a Sample{value = 1 (double), timestamp = 2}."""
-    body = b"\x09" + _DOUBLE.pack(value)
-    if timestamp_ms:
-        body += b"\x10" + _varint(timestamp_ms)
-    return _field(0x12, body)
-
-
-def encode_series(labels: Labels, value: float, timestamp_ms: int) -> bytes:
-    """One ``WriteRequest.timeseries`` entry: ``labels`` (``__name__`` among them) sorted by
-    name, as remote write 1.0 requires, and one sample."""
-    body = b"".join(_label(name, text) for name, text in sorted(labels)) + _sample(value, timestamp_ms)
-    return _field(0x0A, body)
 
 
 class RemoteWriteSink:
