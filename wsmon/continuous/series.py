@@ -536,7 +536,7 @@ async def remote_write_body(store: Store, timestamp_ms: int, extra: Labels) -> t
     before compression, ``extra`` labels on each, the event loop getting a turn between batches."""
     sink = RemoteWriteSink(TARGET_FAMILIES, timestamp_ms, extra)
     now = perf_counter()
-    for index, state in enumerate(list(store)):
+    for index, state in enumerate(store):  # the Store iterates over a copy of its targets
         if index and index % _REMOTE_WRITE_BATCH == 0:
             await asyncio.sleep(0)
         write_target(sink, state, now)
