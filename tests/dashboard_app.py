@@ -30,11 +30,10 @@ class Dashboard:
     state_path: Path
 
     async def names(self) -> list[str]:
-        return [t["name"] for t in (await self.client.get("/api/targets")).json()["targets"]]
+        return [t["name"] for t in (await self.client.get("/api/targets?sort=name")).json()["targets"]]
 
     async def status(self, name: str) -> str:
-        targets = (await self.client.get("/api/targets")).json()["targets"]
-        return str(next(t["status"] for t in targets if t["name"] == name))
+        return str((await self.client.get(f"/api/targets/{name}")).json()["status"])
 
 
 @contextlib.asynccontextmanager

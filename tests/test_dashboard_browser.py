@@ -1,10 +1,13 @@
 """The dashboard in a real browser: Playwright drives Debian's Chromium against `wsmon serve`.
 
-One scenario, as an operator lives it: log in, watch a persistent target go red when its
+One scenario, as an operator lives it: log in, find the broken target first (at the top of the
+table and among the worst offenders), search and filter (kept in the page's URL, so a link
+shows the same view), open a target's detail, watch a persistent target go red when its
 server stops and cyan again when it comes back (no reload), add a target from the form (a
 bad one first: the API's error shows), see it survive a restart of wsmon (the page keeps
 polling through the outage and picks up the new process's CSRF token), pause and resume,
 remove with a confirmation. A canary token in the targets' URLs never reaches the browser.
+The fleet itself (10,000 targets) is tests/test_dashboard_fleet.py's.
 
 The tests are plain ``def`` functions: Playwright's sync API refuses to run inside an event
 loop, and everything else runs in a subprocess (wsmon) or a thread (the WebSocket server).
@@ -234,13 +237,26 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     page.goto(f"{wsmon.base}/dashboard")
     page.evaluate("window.__sameDocument = 'yes'")  # gone if the page reloads
 
-    # Logged in; summary and one row per target.
+    # Logged in; summary and one row per target, the broken one first.
     expect(page.locator("#who")).to_have_text(f"{ADMIN[0]} (admin)")
     expect_status(page, "feed", "connected")
     expect_status(page, "echo-probe", "up")
     expect_status(page, "backup-node", "disconnected")
     for key, count in {"total": 3, "connected": 1, "disconnected": 1, "up": 1, "down": 0, "paused": 0}.items():
         expect(page.locator(f"#sum-{key}")).to_have_text(str(count))
+    expect(page.locator("#sum-problems")).to_have_text("1")
+    expect(page.locator("#rows tr")).to_have_count(3)
+    assert page.locator("#rows tr").evaluate_all("rows => rows.map(r => r.dataset.name)") == [
+        "backup-node",
+        "echo-probe",
+        "feed",
+    ]
+    worst = page.locator("#worst li")
+    expect(worst).to_have_count(1)
+    expect(worst.first).to_contain_text("backup-node")
+    expect(worst.first.locator(".offender-what")).to_contain_text("refused:")
+    expect(page.locator("#range")).to_have_text("1–3 of 3")
+    expect(page.locator("#fleet-p50")).to_have_text(re.compile(r"^\d+(\.\d+)? ms$"))
     feed = row(page, "feed")
     expect(feed.locator("td.url")).to_have_text(f"ws://127.0.0.1:{feed_server.port}/****")
     expect(row(page, "echo-probe").locator("td.url")).to_have_text(f"ws://127.0.0.1:{wsmon.port}/****?apikey=****")
@@ -258,12 +274,60 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     page.wait_for_timeout(ms(2500 * MS))  # two more polls: a fuller sparkline for the picture
     page.screenshot(path=ARTIFACTS / "dashboard-connected.png", full_page=True)
 
+    # Search (in names, labels and URLs) and status filters, kept in the URL.
+    page.get_by_label("Search").fill("team=markets")
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(row(page, "feed")).to_have_count(1)
+    expect(page.locator("#range")).to_have_text("1–1 of 1 (of 3 in all)")
+    assert "q=team%3Dmarkets" in page.url
+    page.get_by_label("Search").fill("")
+    expect(page.locator("#rows tr")).to_have_count(3)
+    page.locator("#chips").get_by_role("button", name=re.compile(r"^Disconnected")).click()
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(row(page, "backup-node")).to_have_count(1)
+    assert page.url.endswith("/dashboard?status=disconnected")
+    page.locator("#chips").get_by_role("button", name=re.compile(r"^All")).click()
+    expect(page.locator("#rows tr")).to_have_count(3)
+    page.goto(f"{wsmon.base}/dashboard?status=problems&q=backup")  # a link to a view
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(row(page, "backup-node")).to_have_count(1)
+    expect(page.get_by_label("Search")).to_have_value("backup")
+    expect(page.locator("#chips button[aria-pressed=true]")).to_have_text(re.compile(r"^Problems"))
+    page.goto(f"{wsmon.base}/dashboard?status=sideways")
+    expect(page.locator("#filter-error")).to_contain_text("unknown status 'sideways'")
+    page.goto(f"{wsmon.base}/dashboard")
+    page.evaluate("window.__sameDocument = 'yes'")
+    feed = row(page, "feed")
+    expect_status(page, "feed", "connected")
+
+    # One click to a target's detail: its labels, its window, its errors; Escape closes it.
+    feed.locator(".name-text").click()
+    detail = page.locator("#detail")
+    expect(detail).to_be_visible()
+    expect(page.locator("#detail-name")).to_have_text("feed")
+    expect(page.locator("#detail-labels")).to_have_text("team=markets")
+    expect(page.locator("#detail-url")).to_have_text(f"ws://127.0.0.1:{feed_server.port}/****")
+    expect(detail.locator("svg.spark polyline")).to_have_count(1)
+    expect(page.locator("#detail-errors li")).to_have_text(["No errors recorded."])
+    assert page.url.endswith("/dashboard?target=feed")
+    page.keyboard.press("Escape")
+    expect(detail).to_be_hidden()
+    row(page, "backup-node").locator("td.url").click()  # anywhere on the row
+    expect(page.locator("#detail-name")).to_have_text("backup-node")
+    expect(page.locator("#detail-errors li").first.locator(".error-reason")).to_have_text("refused")
+    expect(page.locator("#detail-failures")).to_contain_text("refused")
+    page.screenshot(path=ARTIFACTS / "dashboard-detail.png", full_page=False)
+    page.get_by_role("button", name="Close the details").click()
+    expect(detail).to_be_hidden()
+
     # The server goes away: red "disconnected" without a reload, with the reason; then cyan again.
     feed_server.stop()
     expect_status(page, "feed", "disconnected")
     expect(page.locator("#sum-disconnected")).to_have_text("2")
     expect(feed.locator(".error-reason")).to_have_text(re.compile(r"^(closed|refused|ping_timeout|network)$"))
     expect(feed.locator(".error-at")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d \("))
+    expect(page.locator("#changes")).to_have_text(re.compile(r"^1 target changed at \d\d:\d\d:\d\d$"))
+    expect(page.locator("#worst li")).to_have_count(2)
     page.screenshot(path=ARTIFACTS / "dashboard-disconnected.png", full_page=True)
     feed_server.start()
     expect_status(page, "feed", "connected")
@@ -359,9 +423,14 @@ def test_viewer_sees_everything_and_can_change_nothing(browser: Browser, wsmon: 
     expect(page.locator("#viewer-note")).to_be_visible()
     expect(page.locator("#add-section")).to_be_hidden()
     expect(page.get_by_role("columnheader", name="Actions", exact=True)).to_be_hidden()
-    expect(page.get_by_role("button")).to_have_count(0)  # none visible to anyone, screen readers included
-    for button in page.locator("#rows button").all():
+    actions = page.locator("button.action")
+    expect(actions.first).to_be_attached()
+    for button in actions.all():
+        expect(button).to_be_hidden()  # none visible to anyone, screen readers included
         expect(button).to_be_disabled()
+    row(page, "echo-probe").locator(".name-text").click()  # the detail: to look at, no actions
+    expect(page.locator("#detail-name")).to_have_text("echo-probe")
+    expect(page.locator("#detail-actions")).to_be_hidden()
     page.screenshot(path=ARTIFACTS / "dashboard-viewer.png", full_page=True)
     page.context.close()
 
@@ -373,14 +442,19 @@ def test_page_escapes_what_it_shows(browser: Browser, wsmon: WsmonProcess) -> No
     payload = {
         "updated_at": time.time(),
         "summary": {"total": 1},
+        "total": 1,
+        "matched": 1,
+        "offset": 0,
+        "limit": 50,
         "targets": [
             {
                 "name": hostile,
                 "url": hostile,
                 "mode": "persistent",
                 "module": hostile,
-                "labels": {},
+                "labels": {hostile: hostile},
                 "status": hostile,
+                "since": hostile,
                 "latency_ms": None,
                 "p50_ms": None,
                 "p99_ms": None,
@@ -393,12 +467,27 @@ def test_page_escapes_what_it_shows(browser: Browser, wsmon: WsmonProcess) -> No
             }
         ],
     }
-    page.route("**/api/targets", lambda route: route.fulfill(json=payload))
+    summary = {
+        "version": 1,
+        "counts": {"total": 1},
+        "problems": 1,
+        "latency": {"targets": 0, "p50_ms": None, "p99_ms": None},
+        "worst": [{"name": hostile, "status": hostile, "since": 0, "url": hostile, "labels": {}, "last_error": None}],
+    }
+    detail = {**payload["targets"][0], "errors": [payload["targets"][0]["last_error"]], "failures": {hostile: 1}}  # type: ignore[index]
+    page.route(re.compile(r".*/api/targets\?.*"), lambda route: route.fulfill(json=payload))
+    page.route(re.compile(r".*/api/summary(\?.*)?$"), lambda route: route.fulfill(json=summary))
+    page.route(re.compile(r".*/api/targets/[^/?]+$"), lambda route: route.fulfill(json=detail))
     page.goto(f"{wsmon.base}/dashboard")
     hostile_row = page.locator("#rows tr").first
     expect(hostile_row.locator(".name-text")).to_have_text(hostile)
+    expect(hostile_row.locator(".labels")).to_have_text(f"{hostile}={hostile}")
     expect(hostile_row.locator(".error-message")).to_have_text(hostile)
     expect(hostile_row.locator(".status")).to_have_text("pending")  # an unknown status is not trusted
-    assert page.locator("#rows img").count() == 0
+    expect(page.locator("#worst .target-link")).to_have_text(hostile)
+    hostile_row.locator(".name-text").click()
+    expect(page.locator("#detail-name")).to_have_text(hostile)
+    expect(page.locator("#detail-errors .error-message")).to_have_text(hostile)
+    assert page.locator("img").count() == 0
     assert page.evaluate("window.__pwned") is None
     page.context.close()

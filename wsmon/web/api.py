@@ -3,11 +3,17 @@
 | method | path | what |
 | --- | --- | --- |
 | GET | /api/session | who you are, your role, the CSRF token for changes |
-| GET | /api/targets | summary counts and every target's status, latency and last error |
+| GET | /api/summary | counts by status, fleet latency, worst offenders, changes since a version |
+| GET | /api/targets | one page of targets (``q``, ``status``, ``sort``, ``limit``, ``offset``) and the totals |
+| GET | /api/targets/{name} | one target in detail: its last errors, its window, its counters |
 | POST | /api/targets | add a target: ``{"name", "url", "mode", "module", …}`` (validated like the config) |
 | DELETE | /api/targets/{name} | remove it |
 | POST | /api/targets/{name}/pause | stop probing it / close its connection, no auto-reconnect |
 | POST | /api/targets/{name}/reconnect | resume it, or reconnect a persistent one now |
+
+The three GETs of targets carry an ``ETag``; a request whose ``If-None-Match`` names it is
+answered 304 without a body (for a page, before any of its rows is built: see
+``wsmon.web.fleet``). A bad query parameter is answered 400 with one line.
 
 URLs are always shown redacted. Every change persists in the state file, and is applied only
 once it is saved: when the file cannot be written (a read-only or full filesystem), the answer
@@ -19,7 +25,7 @@ labels; names, label names and values, and URLs have bounded lengths.
 
 from __future__ import annotations
 
-import math
+import json
 import time
 from collections.abc import Callable
 from time import perf_counter
@@ -27,79 +33,25 @@ from typing import Any
 
 import structlog
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from wsmon.config.file import Mode
 from wsmon.continuous.monitor import Monitor
-from wsmon.continuous.store import ConnectionState, TargetState
 from wsmon.errors import ConfigError
 from wsmon.redact import secrets
+from wsmon.web.fleet import Fleet, QueryError, etag_matches, etag_of, parse_query
+from wsmon.web.views import detail_view, target_view
 
 log = structlog.get_logger("wsmon")
 
-__all__ = ["api_routes", "target_view"]
+__all__ = ["api_routes"]
 
-HISTORY = 30  # latency samples per target in the sparkline
 _ADD_KEYS = {"name", "url", "mode", "module", "interval", "timeout", "labels"}
 MAX_LABELS = 32  # a target's own labels: each one is on every series of the target
 MAX_NAME = 128  # characters of a target's name, a label's name or a module's name
 MAX_LABEL_VALUE = 1024
 MAX_URL = 8192  # more than any URL a server takes in a request line
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None or math.isnan(seconds) else round(seconds * 1000, 3)
-
-
-def _status(state: TargetState) -> str:
-    if state.paused:
-        return "paused"
-    if state.target.mode is Mode.PERSISTENT:
-        return str(state.state)
-    if state.latest is None:
-        return "pending"
-    return "up" if state.latest.success else "down"
-
-
-def target_view(state: TargetState, runtime: bool, now: float) -> dict[str, Any]:
-    """One target as the dashboard shows it: nothing secret, everything it needs."""
-    target = state.target
-    persistent = target.mode is Mode.PERSISTENT
-    latency = state.last_rtt if persistent else (state.latest.ping_rtt if state.latest else None)
-    samples = state.window.samples(now)
-    p50, p99 = state.window.quantiles(now, (0.5, 0.99)) or (None, None)
-    error = state.last_error
-    return {
-        "name": target.name,
-        "url": target.redacted_url,
-        "mode": str(target.mode),
-        "module": target.module.name,
-        "labels": dict(target.labels),
-        "status": _status(state),
-        "latency_ms": _ms(latency),
-        "p50_ms": _ms(p50),
-        "p99_ms": _ms(p99),
-        "history_ms": [_ms(s) for s in samples[-HISTORY:]],
-        "auto_reconnect": persistent and not state.paused,
-        "paused": state.paused,
-        "runtime": runtime,
-        "reconnects": state.reconnects,
-        "last_error": None
-        if error is None
-        else {"reason": str(error.reason), "message": secrets.scrub(error.message), "at": error.at},
-    }
-
-
-def _summary(views: list[dict[str, Any]]) -> dict[str, int]:
-    statuses = [v["status"] for v in views]
-    return {
-        "total": len(views),
-        **{str(s): statuses.count(str(s)) for s in ConnectionState},
-        "up": statuses.count("up"),
-        "down": statuses.count("down"),
-        "paused": statuses.count("paused"),
-    }
+_READ_HEADERS = {"Cache-Control": "no-cache, private"}  # always ask again (with the ETag)
 
 
 def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[Route]:
@@ -112,13 +64,55 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
         identity = request.state.identity
         return JSONResponse({"user": identity.name, "role": identity.role, "csrf_token": csrf_token()})
 
-    async def list_targets(request: Request) -> JSONResponse:
+    fleet = None if monitor is None else Fleet(monitor.store)
+
+    async def list_targets(request: Request) -> Response:
+        mon = running()
+        if mon is None or fleet is None:
+            return _NOT_MONITORING
+        try:
+            query = parse_query(request.query_params)
+        except QueryError as exc:
+            return _error(400, str(exc))
+        matched = fleet.matching(query)
+        rows = matched[query.offset : query.offset + query.limit]
+        tag = fleet.page_tag(query, rows)
+        if etag_matches(request.headers.get("if-none-match"), tag):
+            return _not_modified(tag)
+        now, runtime = perf_counter(), mon.runtime_names
+        page = {
+            "updated_at": time.time(),
+            "version": mon.store.version,
+            "summary": fleet.counts(),
+            "total": len(mon.store),
+            "matched": len(matched),
+            "offset": query.offset,
+            "limit": query.limit,
+            "targets": [target_view(s, s.target.name in runtime, now, fleet.card(s).url) for s in rows],
+        }
+        return JSONResponse(page, headers={"ETag": tag, **_READ_HEADERS})
+
+    async def summary(request: Request) -> Response:
+        mon = running()
+        if mon is None or fleet is None:
+            return _NOT_MONITORING
+        since = request.query_params.get("since")
+        unknown = sorted(set(request.query_params) - {"since"})
+        if unknown:
+            return _error(400, f"unknown parameter {unknown[0][:40]!r}: use since")
+        if since is not None and not (since.isascii() and since.isdigit() and len(since) < 19):
+            return _error(400, f"since must be a version from an earlier answer (a whole number), not {since[:40]!r}")
+        return _tagged(request, fleet.summary(None if since is None else int(since)))
+
+    async def target_detail(request: Request) -> Response:
         mon = running()
         if mon is None:
             return _NOT_MONITORING
-        now = perf_counter()
-        views = [target_view(s, s.target.name in mon.runtime_names, now) for s in mon.store]
-        return JSONResponse({"updated_at": time.time(), "summary": _summary(views), "targets": views})
+        name = request.path_params["name"]
+        state = mon.store.get(name)
+        if state is None:
+            return _error(404, f"no target named {name[:MAX_NAME]!r}")
+        return _tagged(request, detail_view(state, name in mon.runtime_names, perf_counter()))
 
     async def add_target(request: Request) -> JSONResponse:
         mon = running()
@@ -166,7 +160,9 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
 
     return [
         Route("/api/session", session),
+        Route("/api/summary", summary, methods=["GET"]),
         Route("/api/targets", list_targets, methods=["GET"]),
+        Route("/api/targets/{name}", target_detail, methods=["GET"]),
         Route("/api/targets", add_target, methods=["POST"]),
         Route("/api/targets/{name}", action("remove", lambda m, n: m.remove(n)), methods=["DELETE"]),
         Route("/api/targets/{name}/pause", action("pause", lambda m, n: m.pause(n)), methods=["POST"]),
@@ -202,6 +198,18 @@ def _not_saved(monitor: Monitor, exc: OSError) -> JSONResponse:
         f"the change was not saved to the state file {monitor.state_path} ({why}), so nothing changed: "
         "make its directory writable (or free some space) and try again",
     )
+
+
+def _tagged(request: Request, body: dict[str, Any]) -> Response:
+    """``body`` with ``updated_at`` and an ETag of the rest; 304 when the client has it already."""
+    tag = etag_of(json.dumps(body, sort_keys=True).encode())
+    if etag_matches(request.headers.get("if-none-match"), tag):
+        return _not_modified(tag)
+    return JSONResponse({"updated_at": time.time(), **body}, headers={"ETag": tag, **_READ_HEADERS})
+
+
+def _not_modified(tag: str) -> Response:
+    return Response(status_code=304, headers={"ETag": tag, **_READ_HEADERS})
 
 
 def _error(status: int, message: str) -> JSONResponse:
