@@ -37,17 +37,18 @@ class Dashboard:
 
 
 @contextlib.asynccontextmanager
-async def dashboard(tmp_path: Path, limits: WebLimits | None = None) -> AsyncIterator[Dashboard]:
-    """Targets ``probe-a`` and ``probe-b`` (nobody listens: they fail, slowly), the state file in
-    ``tmp_path/state/``."""
+async def dashboard(
+    tmp_path: Path, limits: WebLimits | None = None, names: tuple[str, ...] = ("probe-a", "probe-b")
+) -> AsyncIterator[Dashboard]:
+    """Targets ``probe-a`` and ``probe-b`` (nobody listens: they fail, slowly), or ``names``;
+    the state file in ``tmp_path/state/``."""
     token = tmp_path / "admin.token"
     token.write_text(ADMIN_TOKEN + "\n")
     nowhere = f"ws://127.0.0.1:{servers.refused_port()}/"
     config_path = tmp_path / "targets.toml"
     config_path.write_text(
         "".join(
-            f'[[targets]]\nname = "{name}"\nurl = "{nowhere}"\ninterval = "30s"\ntimeout = "1s"\n'
-            for name in ("probe-a", "probe-b")
+            f'[[targets]]\nname = "{name}"\nurl = "{nowhere}"\ninterval = "30s"\ntimeout = "1s"\n' for name in names
         )
         + f'[web.tokens.ci]\ntoken_file = "{token}"\nrole = "admin"\n'
     )

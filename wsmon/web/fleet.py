@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from wsmon.continuous.store import HEALTH, Health, Status, Store, TargetState
 from wsmon.continuous.window import quantile
 from wsmon.web.views import error_view, milliseconds
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Fleet", "Query", "QueryError", "etag_of", "etag_matches", "parse_query"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Fleet", "Query", "QueryError", "etag_matches", "etag_of", "parse_query"]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -36,7 +37,6 @@ SORTS = ("problems", "name", "latency")
 PROBLEMS = frozenset(s for s, h in HEALTH.items() if h is Health.BROKEN)
 _RANKED = (Health.BROKEN, Health.PENDING, Health.PAUSED, Health.OK)
 _PARAMS = ("q", "status", "sort", "limit", "offset")
-_STATUS_WORDS = ", ".join([*(str(s) for s in Status), "problems"])
 _LATENCY_TTL = 1.0  # seconds the fleet's latency figures are reused
 _EXPIRY_EPOCH = 10.0  # seconds: a page's tag changes at least this often (window samples expire)
 _MATCH_CACHE = 16  # searches remembered
@@ -66,7 +66,7 @@ def parse_query(params: QueryParams) -> Query:
     given: dict[str, list[str]] = {}
     for name, value in params.multi_items():
         if name not in _PARAMS:
-            raise QueryError(f"unknown parameter {name[:40]!r}: use {', '.join(_PARAMS)}")
+            raise QueryError(f"unknown parameter {name[:40]!r}: use {_either(_PARAMS)}")
         given.setdefault(name, []).append(value)
     for name, values in given.items():
         if len(values) > 1 and name != "status":
@@ -77,7 +77,7 @@ def parse_query(params: QueryParams) -> Query:
         raise QueryError(f"q is longer than {MAX_QUERY} characters")
     sort = one.get("sort", "problems") or "problems"
     if sort not in SORTS:
-        raise QueryError(f"unknown sort {sort[:40]!r}: use {', '.join(SORTS)}")
+        raise QueryError(f"unknown sort {sort[:40]!r}: use {_either(SORTS)}")
     return Query(
         terms=tuple(dict.fromkeys(q.lower().split())),
         statuses=_statuses(given.get("status", [])),
@@ -98,8 +98,13 @@ def _statuses(values: list[str]) -> frozenset[Status] | None:
         try:
             chosen.add(Status(word))
         except ValueError:
-            raise QueryError(f"unknown status {word[:40]!r}: use {_STATUS_WORDS}") from None
+            raise QueryError(f"unknown status {word[:40]!r}: use {_either([*Status, 'problems'])}") from None
     return frozenset(chosen) or None
+
+
+def _either(words: Iterable[str]) -> str:
+    *most, last = words
+    return f"{', '.join(most)} or {last}"
 
 
 def _whole(text: str | None, name: str, default: int, low: int, high: int) -> int:
