@@ -324,6 +324,12 @@ class WsmonProcess(_Listening):
         self.stop()
         raise self._not_ready("wsmon", "/-/ready", returncode)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used so far (user + system, all its threads)."""
+        assert self.process is not None, "wsmon is not running"
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
         """Signal the process, wait for it (SIGKILL after ``timeout``); its exit code."""
         process, self.process = self.process, None

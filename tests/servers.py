@@ -190,9 +190,12 @@ Handler = Callable[[Peer], Awaitable[None]]
 
 @contextlib.asynccontextmanager
 async def raw_server(
-    handler: Handler, *, ssl_context: ssl.SSLContext | None = None, port: int = 0
+    handler: Handler, *, ssl_context: ssl.SSLContext | None = None, port: int = 0, backlog: int = 100
 ) -> AsyncIterator[Server]:
-    """Serve ``handler`` (on an ephemeral port unless given); on exit every connection is closed."""
+    """Serve ``handler`` (on an ephemeral port unless given); on exit every connection is closed.
+
+    ``backlog``: connections the kernel queues before they are accepted (raise it for a crowd
+    connecting at once: past it, the kernel drops their SYNs and they retry a second later)."""
     tasks: set[asyncio.Task[None]] = set()
     writers: list[asyncio.StreamWriter] = []
     server_info = Server(port=0, secure=ssl_context is not None)
@@ -214,7 +217,7 @@ async def raw_server(
             writer.close()
             tasks.discard(task)
 
-    server = await asyncio.start_server(connected, HOST, port, ssl=ssl_context, reuse_address=True)
+    server = await asyncio.start_server(connected, HOST, port, ssl=ssl_context, reuse_address=True, backlog=backlog)
     server_info.port = server.sockets[0].getsockname()[1]
     try:
         yield server_info

@@ -9,117 +9,28 @@ polling through the outage and picks up the new process's CSRF token), pause and
 remove with a confirmation. A canary token in the targets' URLs never reaches the browser.
 The fleet itself (10,000 targets) is tests/test_dashboard_fleet.py's.
 
-The tests are plain ``def`` functions: Playwright's sync API refuses to run inside an event
-loop, and everything else runs in a subprocess (wsmon) or a thread (the WebSocket server).
-Screenshots land in test-artifacts/.
+Chromium, the logged-in page and the WebSocket server in a thread are tests/browser.py's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Dialog, Locator, Page, Response, expect
 
 from tests import servers
+from tests.browser import ARTIFACTS, ThreadedServer, launch, ms, open_page
 from tests.realservers import WsmonProcess, web_user
 from tests.servers import MS, go_duration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-if not Path(CHROMIUM).exists() and os.geteuid() != 0:
-    pytest.skip(
-        f"{CHROMIUM} is missing and we are not root to install it (scripts/install-system-deps does, as root)",
-        allow_module_level=True,
-    )
-
-from playwright.sync_api import Browser, Dialog, Locator, Page, Response, expect, sync_playwright  # noqa: E402
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CANARY_VAR = "WSMON_DASHBOARD_CANARY"
 CANARY = "canary-5c1e0d7a9b3f4e21"
 ADMIN = ("alice", "alice-password-1")
 VIEWER = ("bob", "bob-password-22")
 WAIT = 10_000 * MS  # state changes take a ping interval or a backoff: well under this
-THREAD_TIMEOUT = 5000 * MS  # for the WebSocket server's thread to start or stop
-
-
-def ms(seconds: float) -> float:
-    """Playwright's unit: milliseconds."""
-    return seconds * 1000
-
-
-# --- a WebSocket server we can stop and start again on the same port ---------------------------
-
-
-async def _conforming(peer: servers.Peer) -> None:
-    await peer.upgrade()
-    await peer.serve_frames()
-
-
-class ThreadedServer:
-    """``servers.raw_server`` on a fixed port, in a thread with its own event loop."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-
-    def start(self) -> None:
-        assert self._thread is None
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            try:
-                async with servers.raw_server(_conforming, port=self.port):
-                    ready.set()
-                    await self._stop.wait()
-            except OSError as exc:  # the port still busy: report it to start()
-                failure.append(exc)
-                ready.set()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(main())
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"ws-server-{self.port}", daemon=True)
-        self._thread.start()
-        assert ready.wait(THREAD_TIMEOUT), "the WebSocket server did not start"
-        if failure:
-            self._thread.join(THREAD_TIMEOUT)
-            self._thread = None
-            raise failure[0]
-
-    def stop(self) -> None:
-        assert self._thread is not None and self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(THREAD_TIMEOUT)
-        assert not self._thread.is_alive(), "the WebSocket server did not stop"
-        self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -127,15 +38,7 @@ class ThreadedServer:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-deps (as root) to install Debian's chromium")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from launch()
 
 
 @pytest.fixture(scope="module")
@@ -192,12 +95,7 @@ mode = "persistent"
 
 
 def _page(browser: Browser, credentials: tuple[str, str]) -> Page:
-    context = browser.new_context(
-        http_credentials={"username": credentials[0], "password": credentials[1]},
-        viewport={"width": 1400, "height": 760},
-    )
-    context.set_default_timeout(ms(WAIT))
-    return context.new_page()
+    return open_page(browser, credentials, WAIT)
 
 
 def row(page: Page, name: str) -> Locator:

@@ -177,7 +177,7 @@ def test_good_queries(query: str, expected: Query | None) -> None:
     parsed = parse_query(QueryParams(query))
     if expected is None:
         assert parsed.terms == ("eu", "eth")
-        assert parsed.statuses == {Status.DOWN, Status.DISCONNECTED}
+        assert parsed.statuses == frozenset({Status.DOWN, Status.DISCONNECTED})
         assert (parsed.sort, parsed.limit, parsed.offset) == ("latency", 500, 10)
     else:
         assert parsed == expected
