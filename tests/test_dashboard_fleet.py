@@ -18,13 +18,13 @@ import resource
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Response, expect
 
 from tests import servers
 from tests.browser import ARTIFACTS, ThreadedServer, launch, ms, open_page
-from tests.realservers import WsmonProcess, web_user
+from tests.fleet import fleet_config, wait_until_connected
+from tests.realservers import WsmonProcess
 from tests.servers import MS, go_duration
 
 FLEET = 10_000
@@ -38,11 +38,6 @@ OPEN_FOR = 60_000 * MS  # "leaving it open for a minute"
 BASELINE_FOR = 20_000 * MS
 MAX_ADDED_CORE = 0.05
 WAIT = 20_000 * MS
-REGIONS = ("eu", "us", "ap")
-
-
-def _names(count: int) -> list[str]:
-    return [f"node-{i:05d}" for i in range(count)]
 
 
 @pytest.fixture(scope="module")
@@ -68,27 +63,13 @@ def fleet_server() -> Iterator[ThreadedServer]:
 @pytest.fixture(scope="module")
 def wsmon(tmp_path_factory: pytest.TempPathFactory, fleet_server: ThreadedServer) -> Iterator[WsmonProcess]:
     directory = tmp_path_factory.mktemp("fleet")
-    url = f"ws://127.0.0.1:{fleet_server.port}"
-    targets = "".join(
-        f'[[targets]]\nname = "{name}"\nurl = "{url}/{name}/${{{CANARY_VAR}}}"\nmode = "persistent"\n'
-        f'labels = {{ region = "{REGIONS[i % 3]}", chain = "{("eth", "sol")[i % 2]}" }}\n'
-        for i, name in enumerate(_names(FLEET))
-    )
-    config = directory / "targets.toml"
-    config.write_text(
-        f"""[settings]
-ping_interval = "{go_duration(15_000 * MS)}"
-timeout = "{go_duration(10_000 * MS)}"
-reconnect_backoff_max = "{go_duration(5000 * MS)}"
-
-{targets}
-[[targets]]
-name = "edge-down"
-url = "ws://127.0.0.1:{servers.refused_port()}/${{{CANARY_VAR}}}"
-mode = "persistent"
-labels = {{ region = "eu", chain = "eth" }}
-
-{web_user(*ADMIN, "admin")}"""
+    config = fleet_config(
+        directory / "targets.toml",
+        count=FLEET,
+        port=fleet_server.port,
+        ping_interval=go_duration(15_000 * MS),
+        login=ADMIN,
+        canary_var=CANARY_VAR,
     )
     process = WsmonProcess(directory, config, env={CANARY_VAR: CANARY})
     process.start()
@@ -99,20 +80,9 @@ labels = {{ region = "eu", chain = "eth" }}
         assert CANARY not in process.log(), "the canary token leaked into wsmon's log"
 
 
-def _wait_until_connected(wsmon: WsmonProcess) -> None:
-    deadline = time.monotonic() + CONNECTED_WITHIN
-    counts: dict[str, int] = {}
-    with httpx.Client(base_url=wsmon.base, auth=ADMIN, trust_env=False, timeout=WAIT) as client:
-        while time.monotonic() < deadline:
-            counts = client.get("/api/summary").json()["counts"]
-            if counts["connected"] == FLEET and counts["disconnected"] == 1:
-                return
-            time.sleep(1000 * MS)
-    pytest.fail(f"the fleet did not connect within {CONNECTED_WITHIN:g} s: {counts}")
-
-
 def test_ten_thousand_targets_in_a_browser(browser: Browser, wsmon: WsmonProcess) -> None:
-    _wait_until_connected(wsmon)
+    counts = wait_until_connected(wsmon, FLEET, ADMIN, CONNECTED_WITHIN)
+    assert (counts["connected"], counts["disconnected"]) == (FLEET, 1), f"not connected in time: {counts}"
     time.sleep(5000 * MS)  # the start-up's last work out of the way
     began, cpu = time.monotonic(), wsmon.cpu_seconds()
     time.sleep(BASELINE_FOR)

@@ -19,12 +19,14 @@ import heapq
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from starlette.datastructures import QueryParams
 
 from wsmon.continuous.store import HEALTH, Health, Status, Store, TargetState
 from wsmon.continuous.window import quantile
+from wsmon.redact import redact_url
 from wsmon.web.views import error_view, milliseconds
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Fleet", "Query", "QueryError", "etag_matches", "etag_of", "parse_query"]
@@ -36,6 +38,8 @@ WORST = 5  # worst offenders in the summary
 SORTS = ("problems", "name", "latency")
 PROBLEMS = frozenset(s for s, h in HEALTH.items() if h is Health.BROKEN)
 _RANKED = (Health.BROKEN, Health.PENDING, Health.PAUSED, Health.OK)
+_RANK = {status: _RANKED.index(health) for status, health in HEALTH.items()}
+_LAST_RTT = attrgetter("last_rtt")
 _PARAMS = ("q", "status", "sort", "limit", "offset")
 _LATENCY_TTL = 1.0  # seconds the fleet's latency figures are reused
 _EXPIRY_EPOCH = 10.0  # seconds: a page's tag changes at least this often (window samples expire)
@@ -153,6 +157,7 @@ class Fleet:
         self._grouped: _Grouped | None = None
         self._matches: dict[tuple[Any, ...], list[TargetState]] = {}
         self._latency: _Latency | None = None
+        self._texts: tuple[int, list[str]] = (-1, [])  # what a search looks in, as store.by_name()
 
     # --- per target ------------------------------------------------------------------------
 
@@ -160,13 +165,26 @@ class Fleet:
         target = state.target
         card = self._cards.get(target.name)
         if card is None or card.target is not target:
-            url = target.redacted_url
+            url = redact_url(target.url)  # as target.redacted_url, without validating it again
             labels = " ".join(f"{k}={v}" for k, v in target.labels)
             card = _Card(target, url, f"{target.name} {labels} {url}".lower())
             self._cards[target.name] = card
             if len(self._cards) > 2 * len(self.store) + 64:  # removed targets' cards
                 self._cards = {n: c for n, c in self._cards.items() if self.store.get(n) is not None}
         return card
+
+    def _search(self, terms: tuple[str, ...]) -> list[TargetState]:
+        """The targets whose name, labels or redacted URL hold every term, by name."""
+        states = self.store.by_name()
+        members, texts = self._texts
+        if members != self.store.members:
+            card = self.card
+            texts = [card(s).text for s in states]
+            self._texts = (self.store.members, texts)
+        if len(terms) == 1:
+            (term,) = terms
+            return [s for s, text in zip(states, texts, strict=True) if term in text]
+        return [s for s, text in zip(states, texts, strict=True) if all(t in text for t in terms)]
 
     # --- pages -----------------------------------------------------------------------------
 
@@ -175,8 +193,9 @@ class Fleet:
         grouped = self._grouped
         if grouped is None or grouped.version != store.version:
             by_health: dict[Health, list[TargetState]] = {h: [] for h in _RANKED}
-            for state in store.by_name():
-                by_health[HEALTH[state.status]].append(state)
+            add = {status: by_health[health].append for status, health in HEALTH.items()}
+            for state in store.by_name():  # 10,000 turns of this loop: one look-up each
+                add[state.status](state)
             ordered = [state for health in _RANKED for state in by_health[health]]
             worst = heapq.nsmallest(WORST, by_health[Health.BROKEN], key=_health_since)
             grouped = self._grouped = _Grouped(store.version, ordered, by_health, worst)
@@ -192,21 +211,24 @@ class Fleet:
         if found is not None:
             return found
         states: list[TargetState]
-        if query.sort != "problems":
+        statuses = query.statuses
+        if query.terms:
+            states = self._search(query.terms)
+            if statuses is not None:
+                states = [s for s in states if s.status in statuses]
+            if query.sort == "problems":
+                states.sort(key=_rank)  # stable: by name within each rank
+        elif query.sort != "problems":
             states = self.store.by_name()
-        elif query.statuses is None:
+            if statuses is not None:
+                states = [s for s in states if s.status in statuses]
+        elif statuses is None:
             states = grouped.ordered
         else:
-            wanted = {HEALTH[s] for s in query.statuses}
-            states = [s for h in _RANKED if h in wanted for s in grouped.by_health[h]]
-        if query.statuses is not None:
-            statuses = query.statuses
-            states = [s for s in states if s.status in statuses]
-        if query.terms:
-            card, terms = self.card, query.terms
-            states = [s for s in states if all(t in card(s).text for t in terms)]
+            wanted = [grouped.by_health[h] for h in _RANKED if any(HEALTH[s] is h for s in statuses)]
+            states = [s for group in wanted for s in group if s.status in statuses]
         if query.sort == "latency":
-            states = sorted(states, key=_slowest_first)  # stable: by name among equals
+            states = _by_latency(states)
         if len(self._matches) >= _MATCH_CACHE:
             self._matches.clear()
         self._matches[key] = states  # shared, as the Store's lists are: read, never changed
@@ -272,9 +294,19 @@ def _health_since(state: TargetState) -> float:
     return state.health_since
 
 
-def _slowest_first(state: TargetState) -> tuple[bool, float]:
-    latency = state.current_latency
-    return (latency is None, -(latency or 0.0))
+def _rank(state: TargetState) -> int:
+    return _RANK[state.status]
+
+
+def _by_latency(states: list[TargetState]) -> list[TargetState]:
+    """Working targets by their latest round trip, slowest first (by name among equals), then
+    the others (no latency now) as they came."""
+    timed: list[TargetState] = []
+    untimed: list[TargetState] = []
+    for state in states:
+        (timed if state.last_rtt is not None and HEALTH[state.status] is Health.OK else untimed).append(state)
+    timed.sort(key=_LAST_RTT, reverse=True)  # reverse keeps a sort stable
+    return timed + untimed
 
 
 def etag_of(data: bytes) -> str:
