@@ -212,7 +212,10 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     expect(detail).to_be_hidden()
     row(page, "backup-node").locator("td.url").click()  # anywhere on the row
     expect(page.locator("#detail-name")).to_have_text("backup-node")
-    expect(page.locator("#detail-errors li").first.locator(".error-reason")).to_have_text("refused")
+    errors = page.locator("#detail-errors li")
+    expect(errors.first.locator(".error-reason")).to_have_text("refused")
+    expect(errors).to_have_count(1)  # the same error again and again: one line, how often, since when
+    expect(errors.first.locator(".error-times")).to_have_text(re.compile(r"^ ×\d+, since \d\d:\d\d:\d\d$"))
     expect(page.locator("#detail-failures")).to_contain_text("refused")
     page.screenshot(path=ARTIFACTS / "dashboard-detail.png", full_page=False)
     page.get_by_role("button", name="Close the details").click()

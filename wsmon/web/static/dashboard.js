@@ -664,16 +664,23 @@
     if (spark.firstElementChild === null) spark.append(sparkSvg(DETAIL_SPARK));
     sparkline(spark.firstElementChild, t.history_ms, String(t.name), DETAIL_SPARK);
 
-    const errors = Array.isArray(t.errors) ? t.errors : [];
-    renderList($("detail-errors"), errors, "No errors recorded.", (item, error) => {
+    const errors = groupErrors(Array.isArray(t.errors) ? t.errors : []);
+    renderList($("detail-errors"), errors, "No errors recorded.", (item, group) => {
       const reason = document.createElement("span");
       reason.className = "error-reason";
       const message = document.createElement("span");
       message.className = "error-message";
       const at = document.createElement("time");
       at.className = "error-at";
-      showError(error, reason, message, at, now);
-      item.append(reason, message, at);
+      showError(group.error, reason, message, at, now);
+      item.append(reason);
+      if (group.times > 1) {
+        const times = document.createElement("span");
+        times.className = "error-times";
+        times.textContent = ` ×${group.times}, since ${clock(new Date(Number(group.first) * 1000))}`;
+        item.append(times);
+      }
+      item.append(message, at);
     });
     const failures = t.failures && typeof t.failures === "object" ? Object.entries(t.failures) : [];
     setText(
@@ -687,6 +694,21 @@
       actions.dataset.name = String(t.name);
     }
     updateActions(actions.querySelectorAll("button"), t);
+  }
+
+  // The same error again and again (a reconnect loop) is one line: how often, since when.
+  function groupErrors(errors) {
+    const groups = [];
+    for (const error of errors) {
+      const last = groups[groups.length - 1];
+      if (last && last.error.reason === error.reason && last.error.message === error.message) {
+        last.times += 1;
+        last.first = error.at;
+      } else {
+        groups.push({ error, times: 1, first: error.at });
+      }
+    }
+    return groups;
   }
 
   // --- sparklines ---------------------------------------------------------------------
