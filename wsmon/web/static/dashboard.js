@@ -487,17 +487,10 @@
     cell(row, "num quantiles");
     cell(row, "history").append(sparkSvg(ROW_SPARK));
     cell(row, "auto");
-    const errorCell = cell(row, "error-cell");
-    const reason = document.createElement("span");
-    reason.className = "error-reason";
-    const message = document.createElement("span");
-    message.className = "error-message";
-    const at = document.createElement("time");
-    at.className = "error-at";
     const none = document.createElement("span");
     none.className = "none";
     none.textContent = "none";
-    errorCell.append(reason, message, at, none);
+    cell(row, "error-cell").append(...errorElements(), none);
     cell(row, "actions admin-only").append(...actionButtons(name));
     return row;
   }
@@ -580,6 +573,17 @@
     showError(t.last_error, reason, message, at, now);
     none.hidden = Boolean(t.last_error);
     updateActions(row.querySelectorAll("button.action"), t);
+  }
+
+  // An error's reason, message and time, to be filled by showError.
+  function errorElements() {
+    const reason = document.createElement("span");
+    reason.className = "error-reason";
+    const message = document.createElement("span");
+    message.className = "error-message";
+    const at = document.createElement("time");
+    at.className = "error-at";
+    return [reason, message, at];
   }
 
   function showError(error, reason, message, at, now) {
@@ -666,12 +670,7 @@
 
     const errors = groupErrors(Array.isArray(t.errors) ? t.errors : []);
     renderList($("detail-errors"), errors, "No errors recorded.", (item, group) => {
-      const reason = document.createElement("span");
-      reason.className = "error-reason";
-      const message = document.createElement("span");
-      message.className = "error-message";
-      const at = document.createElement("time");
-      at.className = "error-at";
+      const [reason, message, at] = errorElements();
       showError(group.error, reason, message, at, now);
       item.append(reason);
       if (group.times > 1) {
