@@ -7,9 +7,8 @@ the page left open for a minute adds at most 5 % of a core to wsmon (its CPU tim
 /proc, against a minute-long rate measured before the page was opened). The figures of
 ``bench/dashboard_api.py`` are the benchmark; these bounds are generous on purpose.
 
-The fleet pings every 15 s (a thousandth of a core's worth of pongs a second at 10,000 targets
-on the test's own server, enough for every row's latency to move), so rows change between
-polls as in a real fleet.
+The fleet pings every 15 s (~670 pongs a second, answered by a server in the test's own
+process): every row's latency moves, so pages change between polls as in a real fleet.
 """
 
 from __future__ import annotations

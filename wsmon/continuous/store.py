@@ -134,6 +134,7 @@ class TargetState:
         self.last_error: LastError | None = None
         self._errors: deque[LastError] | None = None  # the last RECENT_ERRORS (made at the first)
         self.revision = 0  # bumped by every write the dashboard shows (not by subscription messages)
+        # persistent mode
         self.state = ConnectionState.DISCONNECTED
         self.reconnects = 0
         self.connected_since: float | None = None
@@ -168,6 +169,11 @@ class TargetState:
     def recent_errors(self) -> list[LastError]:
         """The last few errors, newest first."""
         return [] if self._errors is None else list(reversed(self._errors))
+
+    def detach(self) -> None:
+        """Tell no one of status changes any more (removed from its Store; its runner may still
+        write a last state before it hears)."""
+        self._listener = None
 
     def _restatus(self) -> None:
         """Work out the status again after a write that may change it; tell the listener."""
@@ -295,7 +301,7 @@ class Store:
         state = self._states.pop(name, None)
         if state is None:
             return
-        state._listener = None  # a runner that still holds it changes nothing here any more
+        state.detach()
         self.counts[state.status] -= 1
         self.members += 1
         self.version += 1
