@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from wsmon.config.file import Target
 from wsmon.continuous.window import RollingWindow
-from wsmon.metrics.histogram import LatencyHistogram
+from wsmon.metrics.histogram import LatencyHistogram, buckets
 from wsmon.probe.reasons import Reason
 from wsmon.probe.result import ProbeResult
 
@@ -74,8 +74,9 @@ class TargetState:
         self.paused = False  # from the dashboard: not probed, not reconnected
         self.pings_ok = 0  # successful probes or pings
         self.failures: dict[Reason, int] = {}
-        self.connect_histogram = LatencyHistogram()
-        self.ping_histogram = LatencyHistogram()
+        bounds = buckets(target.series.buckets)
+        self.connect_histogram = LatencyHistogram(bounds)
+        self.ping_histogram = LatencyHistogram(bounds)
         capacity = min(_WINDOW_MAX, math.ceil(window / sample_interval * _WINDOW_SLACK) + 1)
         self.window = RollingWindow(window, capacity)
         self.last_error: LastError | None = None

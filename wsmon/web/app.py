@@ -133,7 +133,9 @@ async def _probe(request: Request) -> Response:
         return _unavailable("wsmon is out of file descriptors: try again later")
     metrics.observe(module_name, result)
     families = MetricSink(PROBE_FAMILIES)
-    write_result(families, result, ping_enabled=module.ping)
+    # /probe is not budgeted (its scraper asks for this one result), but for the names it uses.
+    blackbox = (configured.series if configured else state.config.settings.series).blackbox
+    write_result(families, result, ping_enabled=module.ping, blackbox=blackbox)
     if debug and log is not None:
         text, _ = render(families, "text/plain")
         body = "Logs for the probe:\n" + "\n".join(log.lines) + "\n\nMetrics that would have been returned:\n"
