@@ -461,6 +461,7 @@ timeout = "{go_duration(500 * MS)}"
 """
         )
         served: set[str] = set()
+        text = ""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30_000 * MS
         async with (
@@ -472,10 +473,16 @@ timeout = "{go_duration(500 * MS)}"
                 with contextlib.suppress(httpx.TransportError):
                     response = await client.get("/metrics")
                     if response.status_code == 200:
-                        served = served_names(response.text)
+                        text = response.text
+                        served = served_names(text)
     assert served, f"wsmon serve never answered /metrics: {wsmon.log()}"
     missing = {name: sorted(used[name]) for name in sorted(wanted - served)}
     assert not missing, f"used but not served by wsmon: {missing}"
+    if shutil.which("promtool"):  # the whole /metrics of a real wsmon serve, its own series included
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"], input=text.encode(), capture_output=True, check=False
+        )
+        assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
 
 
 # --- Kubernetes ----------------------------------------------------------------------------------------
