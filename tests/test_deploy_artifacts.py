@@ -288,19 +288,15 @@ def test_dashboard_structure() -> None:
 _WSMON_VALUED_LABELS = {"quantile", "state", "result", "phase"}
 
 
-def _exported_label_values() -> dict[str, set[str]]:
+def _exported_label_values(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
     """Every value of those labels in a render of every kind of target (tests/test_render.py)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     from tests.test_render import KINDS, MONO, _store
     from wsmon.continuous import series
 
-    real = series.perf_counter
-    series.perf_counter = lambda: MONO
-    try:
-        text = asyncio.run(series.render_store(_store(list(KINDS)))).decode()
-    finally:
-        series.perf_counter = real
+    monkeypatch.setattr(series, "perf_counter", lambda: MONO)  # the windows read at MONO
+    text = asyncio.run(series.render_store(_store(list(KINDS)))).decode()
     values: dict[str, set[str]] = {label: set() for label in _WSMON_VALUED_LABELS}
     for metric in text_string_to_metric_families(text):
         for sample in metric.samples:
@@ -309,8 +305,8 @@ def _exported_label_values() -> dict[str, set[str]]:
     return values
 
 
-def test_label_matchers_match_what_wsmon_exports() -> None:
-    exported = _exported_label_values()
+def test_label_matchers_match_what_wsmon_exports(monkeypatch: pytest.MonkeyPatch) -> None:
+    exported = _exported_label_values(monkeypatch)
     queries = dashboard_exprs() + [rule["expr"] for rule in rules()]
     checked = 0
     for expr in queries:
@@ -479,8 +475,8 @@ timeout = "{go_duration(500 * MS)}"
     missing = {name: sorted(used[name]) for name in sorted(wanted - served)}
     assert not missing, f"used but not served by wsmon: {missing}"
     if shutil.which("promtool"):  # the whole /metrics of a real wsmon serve, its own series included
-        checked = subprocess.run(
-            ["promtool", "check", "metrics"], input=text.encode(), capture_output=True, check=False
+        checked = await asyncio.to_thread(
+            subprocess.run, ["promtool", "check", "metrics"], input=text.encode(), capture_output=True, check=False
         )
         assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
 

@@ -25,6 +25,8 @@ __all__ = ["ConnectionState", "LastError", "Store", "TargetState"]
 # so a burst (reconnect storms, a shorter interval after reload) cannot grow it unbounded.
 _WINDOW_SLACK = 1.25
 _WINDOW_MAX = 4096
+# What every target without extracted values shares (most have none): never written to.
+_NO_VALUES: dict[str, tuple[float, float]] = {}
 
 
 class ConnectionState(StrEnum):
@@ -89,7 +91,8 @@ class TargetState:
         self.last_ping_ok = False
         self.messages = 0
         self.last_message_at: float | None = None
-        self.values: dict[str, tuple[float, float]] = {}  # name → (value, unix time it last changed)
+        # name → (value, unix time it last changed); a dict of its own once there is a value
+        self.values: dict[str, tuple[float, float]] = _NO_VALUES
 
     # --- writers ----------------------------------------------------------------------------
 
@@ -151,6 +154,8 @@ class TargetState:
     def record_value(self, name: str, value: float) -> None:
         previous = self.values.get(name)
         if previous is None or previous[0] != value:
+            if self.values is _NO_VALUES:
+                self.values = {}
             self.values[name] = (value, time.time())
 
 

@@ -1,8 +1,10 @@
 """Rolling-window latency figures (p50/p90/p99/min/max over the last few minutes), in memory.
 
 A window holds its samples in a ring of fixed capacity: float32 values (to ~0.1 µs below a
-second: far finer than any network) and uint32 deciseconds of the monotonic clock. Memory
-per target is therefore bounded whatever the uptime: 8 bytes a sample, ``capacity`` samples.
+second: far finer than any network) and deciseconds of the monotonic clock, counted from a
+base the window moves forward now and then, in 16 bits (32 for windows longer than ~50
+minutes). Memory per target is therefore bounded whatever the uptime: 6 bytes a sample
+(8 for long windows), ``capacity`` samples.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from functools import lru_cache
 __all__ = ["RollingWindow", "quantile"]
 
 _TICKS_PER_SECOND = 10
+_SHORT_SPAN = 30_000  # ticks (50 minutes): windows up to this long keep their times in 16 bits
 
 
 def quantile(ordered: Sequence[float], q: float) -> float:
@@ -33,20 +36,27 @@ def quantile(ordered: Sequence[float], q: float) -> float:
 
 
 class RollingWindow:
-    __slots__ = ("_count", "_head", "_span", "_times", "_values", "capacity")
+    __slots__ = ("_base", "_count", "_head", "_limit", "_span", "_times", "_values", "capacity")
 
     def __init__(self, span: float, capacity: int) -> None:
         self._span = int(span * _TICKS_PER_SECOND)
         self.capacity = capacity
         self._values = array("f")
-        self._times = array("I")
+        short = self._span <= _SHORT_SPAN
+        self._times = array("H" if short else "I")  # ticks since ``_base``
+        self._limit = 0xFFFF if short else 0xFFFFFFFF  # the largest time the array holds
+        self._base = 0  # the tick the times count from
         self._head = 0  # index of the oldest sample
         self._count = 0
 
     def add(self, value: float, now: float) -> None:
         """Add a sample taken at ``now`` (monotonic seconds); the oldest goes when full."""
-        tick = int(now * _TICKS_PER_SECOND)
+        tick = int(now * _TICKS_PER_SECOND) - self._base
         self._expire(tick)
+        if not 0 <= tick <= self._limit:
+            # Past what the array holds: count from later. Before the base (a sample older than
+            # the window): as the oldest there can be.
+            tick = self._rebase(tick) if tick > 0 else 0
         if len(self._values) < self.capacity and self._count == len(self._values):
             # Grow while young: a probe every 30 s needs 10 slots, not the capacity.
             self._rotate_to_zero()  # (replaces the arrays: no references to the old ones here)
@@ -69,6 +79,14 @@ class RollingWindow:
             self._times = self._times[self._head :] + self._times[: self._head]
             self._head = 0
 
+    def _rebase(self, tick: int) -> int:
+        """Count from the oldest time a live sample can have (``tick`` less the span): every
+        ~100 minutes for a 5-minute window. ``tick`` from the new base is returned."""
+        shift = tick - self._span
+        self._base += shift
+        self._times = array(self._times.typecode, [max(t - shift, 0) for t in self._times])
+        return tick - shift
+
     def _expire(self, tick: int) -> None:
         oldest = tick - self._span
         times = self._times
@@ -82,7 +100,7 @@ class RollingWindow:
 
         Reading changes nothing: the window is written by the event loop only.
         """
-        oldest = int(now * _TICKS_PER_SECOND) - self._span
+        oldest = int(now * _TICKS_PER_SECOND) - self._base - self._span
         values, times, head, count = self._values, self._times, self._head, self._count
         if not count:
             return []

@@ -45,7 +45,8 @@ class LatencyHistogram:
 
     def __init__(self, bounds: Buckets | None = None) -> None:
         self.buckets = buckets() if bounds is None else bounds
-        self._counts = array("Q", bytes(8 * (len(self.buckets.bounds) + 1)))  # the last one is +Inf
+        # 32-bit counts: 136 years of a sample a second in one bucket; half the memory of 64.
+        self._counts = array("I", bytes(4 * (len(self.buckets.bounds) + 1)))  # the last one is +Inf
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
