@@ -16,6 +16,7 @@ or sent back.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -136,7 +137,7 @@ def login_routes(logins: Logins, page: Path, assets: Mapping[str, Path], headers
         log.info("logged in", user=user.name, client=client)
         secure = request.url.scheme == "https"
         return JSONResponse(
-            {"user": user.name, "role": user.role}, headers=_set_cookie(cookie, int(web.session_ttl), secure)
+            {"user": user.name, "role": user.role}, headers=_set_cookie(cookie, math.ceil(web.session_ttl), secure)
         )
 
     async def log_out(request: Request) -> Response:
