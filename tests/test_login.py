@@ -226,7 +226,7 @@ async def test_a_login_from_another_site_or_not_as_json_is_refused(
     """A cross-site page cannot log a browser into an account of its choosing: its Origin is
     refused, and a cross-site form cannot send JSON."""
     if body is None:
-        response = await app.client.post("/login", json=dict(zip(("user", "password"), ADMIN)), headers=headers)
+        response = await app.client.post("/login", json={"user": ADMIN[0], "password": ADMIN[1]}, headers=headers)
     elif isinstance(body, dict):  # what a cross-site <form> can send
         response = await app.client.post("/login", data=body, headers=headers)
     else:

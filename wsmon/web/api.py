@@ -184,7 +184,13 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
 def _too_large(table: dict[str, Any]) -> str | None:
     """What in an "add a target" body is beyond the API's bounds, or None (types are checked
     later, as the config file's are)."""
-    bounds = (("name", MAX_NAME), ("module", MAX_NAME), ("mode", MAX_NAME), ("url", MAX_URL), ("endpoint", MAX_ENDPOINT))
+    bounds = (
+        ("name", MAX_NAME),
+        ("module", MAX_NAME),
+        ("mode", MAX_NAME),
+        ("url", MAX_URL),
+        ("endpoint", MAX_ENDPOINT),
+    )
     for key, limit in bounds:
         value = table.get(key)
         if isinstance(value, str) and len(value) > limit:
