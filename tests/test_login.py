@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from tests.servers import MS, go_duration
 from wsmon.config.file import load_config
 from wsmon.config.live import LiveConfig
 from wsmon.config.web import User
+from wsmon.web import auth as auth_module
+from wsmon.web import login as login_module
 from wsmon.web import sessions as sessions_module
 from wsmon.web.app import ExporterState, create_app
 from wsmon.web.auth import MAX_FAILURES, MAX_USER_FAILURES
@@ -154,6 +157,23 @@ def sent(cookie: str) -> dict[str, str]:
     return {"Cookie": f"{COOKIE}={cookie}"}
 
 
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MutableMapping[str, object]]]:
+    """What the login code logs during the test, at every level, whatever an earlier test's
+    ``configure_logging()`` left (a level, loggers cached under it); put back afterwards."""
+    saved = structlog.get_config()
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG), cache_logger_on_first_use=False
+    )
+    for module in (auth_module, login_module):
+        monkeypatch.setattr(module, "log", structlog.get_logger("wsmon.web"))
+    try:
+        with structlog.testing.capture_logs() as entries:
+            yield entries
+    finally:
+        structlog.configure(**saved)
+
+
 def set_cookie(response: httpx.Response) -> list[str]:
     """The attributes of the Set-Cookie header, the first being name=value."""
     (header,) = response.headers.get_list("set-cookie")
@@ -198,10 +218,9 @@ async def test_the_cookie_is_secure_when_wsmon_is_reached_over_https(app: App) -
     assert "Secure" in set_cookie(response)
 
 
-async def test_a_failed_login_says_so_and_sets_nothing(app: App) -> None:
-    with structlog.testing.capture_logs() as logs:
-        wrong = await app.log_in(ADMIN[0], WRONG)
-        unknown = await app.log_in("nobody", WRONG)
+async def test_a_failed_login_says_so_and_sets_nothing(app: App, logs: list[MutableMapping[str, object]]) -> None:
+    wrong = await app.log_in(ADMIN[0], WRONG)
+    unknown = await app.log_in("nobody", WRONG)
     for response in (wrong, unknown):  # the same answer: no telling which names exist
         assert response.status_code == 401 and response.json() == {"error": "wrong user name or password"}
         assert "set-cookie" not in response.headers and "www-authenticate" not in response.headers
@@ -254,17 +273,16 @@ async def test_changes_with_a_session_need_the_csrf_token_and_the_same_origin(ap
     assert refused.status_code == 403 and "admin needed" in refused.json()["error"]
 
 
-async def test_logout_ends_the_session_on_the_server(app: App) -> None:
+async def test_logout_ends_the_session_on_the_server(app: App, logs: list[MutableMapping[str, object]]) -> None:
     cookie = await app.session_cookie(*ADMIN)
     other = await app.session_cookie(*ADMIN)  # another browser of the same user
     foreign = await app.client.post("/logout", headers={**sent(cookie), "Origin": "https://evil.example"})
     assert foreign.status_code == 403
     assert (await app.client.get("/api/session", headers=sent(cookie))).status_code == 200
-    with structlog.testing.capture_logs() as logs:
-        out = await app.client.post("/logout", headers={**sent(cookie), "Origin": ORIGIN})
+    out = await app.client.post("/logout", headers={**sent(cookie), "Origin": ORIGIN})
     assert out.status_code == 200 and out.json() == {"ok": True}
     assert set_cookie(out)[:2] == [f"{COOKIE}=", "Max-Age=0"]
-    assert [(e["event"], e["user"]) for e in logs] == [("logged out", ADMIN[0])]
+    assert [(e["event"], e["user"]) for e in logs] == [("logged in", ADMIN[0])] * 2 + [("logged out", ADMIN[0])]
     assert cookie not in repr(logs)
     app.client.cookies.clear()
     # The cookie, kept and sent again (a copy, a stolen one), is worth nothing now.
