@@ -38,9 +38,9 @@ class Dashboard:
 
 
 @contextlib.asynccontextmanager
-async def dashboard(tmp_path: Path, limits: WebLimits | None = None) -> AsyncIterator[Dashboard]:
+async def dashboard(tmp_path: Path, limits: WebLimits | None = None, web: str = "") -> AsyncIterator[Dashboard]:
     """Targets ``probe-a`` and ``probe-b`` (nobody listens: they fail, slowly), the state file in
-    ``tmp_path/state/``."""
+    ``tmp_path/state/``; ``web``: more ``[web]`` lines."""
     token = tmp_path / "admin.token"
     token.write_text(ADMIN_TOKEN + "\n")
     nowhere = f"ws://127.0.0.1:{servers.refused_port()}/"
@@ -50,7 +50,7 @@ async def dashboard(tmp_path: Path, limits: WebLimits | None = None) -> AsyncIte
             f'[[targets]]\nname = "{name}"\nurl = "{nowhere}"\ninterval = "30s"\ntimeout = "1s"\n'
             for name in ("probe-a", "probe-b")
         )
-        + f'[web.tokens.ci]\ntoken_file = "{token}"\nrole = "admin"\n'
+        + f'[web]\n{web}[web.tokens.ci]\ntoken_file = "{token}"\nrole = "admin"\n'
     )
     live = LiveConfig(load_config(config_path), path=str(config_path))
     metrics = ExporterMetrics()

@@ -304,7 +304,7 @@ def parse_config(
     pushes = tuple(parse_push(_table(p, f"{where}: push #{i}"), i, where, env) for i, p in enumerate(raw_pushes, 1))
     if len({p.name for p in pushes}) != len(pushes):
         raise ConfigError(f'{where}: two [[push]] destinations share a name; give each its own name = "…"')
-    web = parse_web(_table(data["web"], f"{where}: [web]"), where) if "web" in data else WebConfig()
+    web = parse_web(_table(data["web"], f"{where}: [web]"), where, env) if "web" in data else WebConfig()
     return Config(settings=settings, modules=modules, targets=tuple(targets), pushes=pushes, web=web)
 
 

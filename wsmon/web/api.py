@@ -2,9 +2,10 @@
 
 | method | path | what |
 | --- | --- | --- |
-| GET | /api/session | who you are, your role, the CSRF token for changes |
+| GET | /api/session | who you are, your role, the CSRF token for changes, ``[web] base_url`` redacted |
 | GET | /api/targets | summary counts and every target's status, latency and last error |
-| POST | /api/targets | add a target: ``{"name", "url", "mode", "module", …}`` (validated like the config) |
+| POST | /api/targets | add a target: ``{"name", "url", "mode", "module", …}`` (validated like the config), or |
+| | | ``{"endpoint", …}`` instead of ``url``: ``[web] base_url`` + that name (``name`` defaults to it) |
 | DELETE | /api/targets/{name} | remove it |
 | POST | /api/targets/{name}/pause | stop probing it / close its connection, no auto-reconnect |
 | POST | /api/targets/{name}/reconnect | resume it, or reconnect a persistent one now |
@@ -31,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from wsmon.config.file import Mode
+from wsmon.config.web import MAX_ENDPOINT
 from wsmon.continuous.monitor import Monitor
 from wsmon.continuous.store import ConnectionState, TargetState
 from wsmon.errors import ConfigError
@@ -41,7 +43,7 @@ log = structlog.get_logger("wsmon")
 __all__ = ["api_routes", "target_view"]
 
 HISTORY = 30  # latency samples per target in the sparkline
-_ADD_KEYS = {"name", "url", "mode", "module", "interval", "timeout", "labels"}
+_ADD_KEYS = {"name", "url", "endpoint", "mode", "module", "interval", "timeout", "labels"}
 MAX_LABELS = 32  # a target's own labels: each one is on every series of the target
 MAX_NAME = 128  # characters of a target's name, a label's name or a module's name
 MAX_LABEL_VALUE = 1024
@@ -110,7 +112,10 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
 
     async def session(request: Request) -> JSONResponse:
         identity = request.state.identity
-        return JSONResponse({"user": identity.name, "role": identity.role, "csrf_token": csrf_token()})
+        base_url = monitor.live.current.web.redacted_base_url if monitor is not None else None
+        return JSONResponse(
+            {"user": identity.name, "role": identity.role, "csrf_token": csrf_token(), "base_url": base_url}
+        )
 
     async def list_targets(request: Request) -> JSONResponse:
         mon = running()
@@ -135,6 +140,8 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
             return _error(400, f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(_ADD_KEYS))}")
         if "${" in str(table.get("url", "")):
             return _error(400, "a target added here takes a literal URL: ${VAR} works in the config file only")
+        if "endpoint" in table and "name" not in table and isinstance(table["endpoint"], str):
+            table["name"] = table["endpoint"]  # "data-feed" names the target as the endpoint
         too_large = _too_large(table)
         if too_large:
             return _error(400, too_large)
@@ -177,7 +184,14 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
 def _too_large(table: dict[str, Any]) -> str | None:
     """What in an "add a target" body is beyond the API's bounds, or None (types are checked
     later, as the config file's are)."""
-    for key, limit in (("name", MAX_NAME), ("module", MAX_NAME), ("mode", MAX_NAME), ("url", MAX_URL)):
+    bounds = (
+        ("name", MAX_NAME),
+        ("module", MAX_NAME),
+        ("mode", MAX_NAME),
+        ("url", MAX_URL),
+        ("endpoint", MAX_ENDPOINT),
+    )
+    for key, limit in bounds:
         value = table.get(key)
         if isinstance(value, str) and len(value) > limit:
             return f"{key} is longer than {limit} characters"
