@@ -7,8 +7,9 @@ connected, lets it settle, then measures every wsmon process' CPU (user + system
 window of ``--seconds`` while each is scraped every ``--scrape-every`` seconds (as a Prometheus
 would). gopersist holding N connections, pinged every second, in the same run is the yardstick.
 
-Reported: per run, each process' cores and marginal RSS, the total, and targets per core
-(N ÷ total cores): the figure to size a host by (a core per shard, N/S targets each).
+Reported: per run, each process' cores and marginal RSS at the end (30 s windows, as in
+``persistent_load.py``: full by then), the total, and targets per core (N ÷ total cores): the
+figure to size a host by (a core per shard, N/S targets each).
 
     .venv/bin/python bench/shards.py                          # 20,000 targets, 2 shards
     .venv/bin/python bench/shards.py --targets 4000 --seconds 20   # a quick look
@@ -138,7 +139,7 @@ def main() -> int:
             plan = plan_ports(n, 0, 0, 0.0)
             servers = {name: procs.start(name, argv, out=tmp / f"{name}.log") for name, argv, _ in plan.servers}
             config = tmp / "targets.toml"
-            write_config(config, plan.targets, window=300.0, timeout=10.0)
+            write_config(config, plan.targets, window=30.0, timeout=10.0)  # full by the end of a window
             time.sleep(2.0)  # the servers listening
             runs = [measure(n, 1, config, args, procs, tmp), measure(n, args.shards, config, args, procs, tmp)]
             gopersist = measure_gopersist(n, args.seconds, procs, tmp, CONNECT_LIMIT, servers)
