@@ -15,6 +15,9 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from functools import lru_cache
 
+import numpy
+import numpy.typing as npt
+
 __all__ = ["RollingWindow", "quantile"]
 
 _TICKS_PER_SECOND = 10
@@ -95,46 +98,66 @@ class RollingWindow:
             self._head = (self._head + 1) % size
             self._count -= 1
 
+    def _live(self, now: float) -> list[tuple[int, int]]:
+        """Where the samples of the last ``span`` seconds are: one or two index ranges, oldest first.
+
+        Times grow in ring order, so the expired samples are the first few: found by bisection
+        (a scrape reads every window: stepping over the ~75 expired samples of a full 5-minute
+        window one by one in Python took ~40 % of reading it).
+        """
+        oldest = int(now * _TICKS_PER_SECOND) - self._base - self._span
+        times, head, count = self._times, self._head, self._count
+        if not count:
+            return []
+        size = len(times)
+        end = head + count
+        if end <= size:
+            return [(bisect_left(times, oldest, head, end), end)]
+        end -= size  # the live samples wrap: [head, size) then [0, end)
+        if times[size - 1] >= oldest:
+            return [(bisect_left(times, oldest, head, size), size), (0, end)]
+        return [(bisect_left(times, oldest, 0, end), end)]
+
     def samples(self, now: float) -> list[float]:
         """The samples of the last ``span`` seconds, oldest first.
 
         Reading changes nothing: the window is written by the event loop only.
         """
-        oldest = int(now * _TICKS_PER_SECOND) - self._base - self._span
-        values, times, head, count = self._values, self._times, self._head, self._count
-        if not count:
-            return []
-        size = len(values)
-        end = head + count
-        # Times grow in ring order, so the expired samples are the first few: found by bisection
-        # (a scrape reads every window: stepping over the ~75 expired samples of a full 5-minute
-        # window one by one in Python took ~40 % of reading it).
-        if end <= size:
-            return values[bisect_left(times, oldest, head, end) : end].tolist()
-        end -= size  # the live samples wrap: [head, size) then [0, end)
-        if times[size - 1] >= oldest:
-            return values[bisect_left(times, oldest, head, size) :].tolist() + values[:end].tolist()
-        return values[bisect_left(times, oldest, 0, end) : end].tolist()
+        values, out = self._values, []
+        for start, end in self._live(now):
+            out += values[start:end].tolist()
+        return out
 
     def quantiles(self, now: float, qs: Sequence[float]) -> list[float] | None:
-        """The q-quantiles of the live samples (as ``quantile`` computes them); None when there are none."""
-        ordered = self.samples(now)
-        if not ordered:
+        """The q-quantiles of the live samples (as ``quantile`` computes them); None when there are none.
+
+        Sorted by numpy, in place of a list of Python floats: ~4 µs a window of 300 samples
+        against ~24 µs, which is most of a 10,000-target scrape (bench/README.md). The float32
+        values and the arithmetic on them are the same either way.
+        """
+        live = self._live(now)
+        if not live or live[-1][0] == live[-1][1]:
             return None
-        ordered.sort()  # in place: ``samples`` made the list for us
-        return [
-            ordered[low] + (ordered[high] - ordered[low]) * part for low, high, part in _ranks(len(ordered), tuple(qs))
-        ]
+        values = numpy.frombuffer(self._values, dtype=numpy.float32)  # a view of the array, for now
+        parts = [values[start:end] for start, end in live]
+        ordered = numpy.sort(parts[0] if len(parts) == 1 else numpy.concatenate(parts))
+        picks, ranks = _ranks(len(ordered), tuple(qs))
+        chosen = ordered[picks].tolist()
+        return [chosen[low] + (chosen[high] - chosen[low]) * part for low, high, part in ranks]
 
 
 @lru_cache(maxsize=64)
-def _ranks(count: int, qs: tuple[float, ...]) -> tuple[tuple[int, int, float], ...]:
-    """For each q, the two closest ranks among ``count`` sorted samples and the weight of the
-    upper one: ``quantile``'s arithmetic, done once per window size instead of once per window.
+def _ranks(count: int, qs: tuple[float, ...]) -> tuple[npt.NDArray[numpy.intp], tuple[tuple[int, int, float], ...]]:
+    """For ``count`` sorted samples: the ranks ``quantile`` reads for each q (to pick at once),
+    and for each q, where its two closest ranks are among those picked and the weight of the
+    upper one. ``quantile``'s arithmetic, done once per window size instead of once per window.
     """
-    ranks = []
+    positions = []
     for q in qs:
         position = q * (count - 1)
         low = math.floor(position)
-        ranks.append((low, min(low + 1, count - 1), position - low))
-    return tuple(ranks)
+        positions.append((low, min(low + 1, count - 1), position - low))
+    picked = sorted({rank for low, high, _ in positions for rank in (low, high)})
+    index = {rank: i for i, rank in enumerate(picked)}
+    ranks = tuple((index[low], index[high], part) for low, high, part in positions)
+    return numpy.array(picked, dtype=numpy.intp), ranks
