@@ -598,8 +598,13 @@ def compare_window(
     (cut at a decisecond of the monotonic clock; an arrival on the wire within NEAR of the cut is
     counted as near it) up to its success count, which is the last one's number. When the render
     time's bounds straddle a decisecond, every cut between them is tried and, quantile by
-    quantile, the largest error is kept: a doubt never counts in wsmon's favour."""
+    quantile, the largest error is kept: a doubt never counts in wsmon's favour.
+
+    Where the window is a summary (wsmon since series budgets), its ``_count`` is read with its
+    quantiles: the number of the last pong in the window is then known, and the window was
+    read after that pong arrived (a lower bound on the cut too)."""
     ok = final.values("wsmon_probes_total", result="success")
+    counted = final.values("wsmon_ping_pong_window_seconds_count")
     reported = {q: final.values("wsmon_ping_pong_window_seconds", quantile=repr(q)) for q in QUANTILES}
     earliest, latest, contradicted = render_bounds(final, wire, set(captured), offset)
     span = round(window * 10)
@@ -607,7 +612,8 @@ def compare_window(
     for name in sorted(captured):
         entry: dict[str, Any] = {"target": name, "group": captured[name]}
         out.append(entry)
-        last = int(ok.get(name, -1))
+        pinned = name in counted
+        last = int(counted[name]) if pinned else int(ok.get(name, -1))
         seen = wire.rtts.get(name, {})
         if name not in reported[0.5]:
             entry["not_compared"] = "no window quantiles in /metrics"
@@ -615,16 +621,18 @@ def compare_window(
         if last not in seen:
             entry["not_compared"] = "its last pong is not on the capture"
             continue
-        cuts = [
-            (tick - span) / 10 for tick in range(math.floor(earliest[name] * 10), math.floor(latest[name] * 10) + 1)
-        ]
+        read_after = earliest[name]
+        if pinned:
+            sent, rtt = seen[last]
+            read_after = max(read_after, sent + rtt - offset)
+        cuts = [(tick - span) / 10 for tick in range(math.floor(read_after * 10), math.floor(latest[name] * 10) + 1)]
         # The success count and the window are read at the same moment where wsmon renders a
         # target whole (older copies); when it renders a family at a time over every target, the
         # window is read after the count: pongs that came meanwhile (up to the latest render
         # time) may be in it too, so each possible last pong is tried as well.
         ends = [last] + (
             []
-            if RENDER_CHUNK
+            if RENDER_CHUNK or pinned
             else sorted(n for n, (sent, rtt) in seen.items() if n > last and sent + rtt - offset <= latest[name])
         )
         pongs = sorted((sent + rtt - offset, number, rtt) for number, (sent, rtt) in seen.items() if number <= ends[-1])

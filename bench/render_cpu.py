@@ -63,8 +63,9 @@ for _ in sys.stdin:
 """
 
 
-def build_store(targets: int, window: float, labels: bool) -> Any:
-    """N persistent targets, connected, with full windows and histograms."""
+def build_store(targets: int, window: float, labels: bool, preset: str = "full") -> Any:
+    """N persistent targets, connected, with full windows and histograms, exporting the series
+    of the series-budget ``preset`` (copies of wsmon older than series budgets: all of them)."""
     from wsmon.config import file
     from wsmon.config.file import Target
     from wsmon.continuous.store import ConnectionState, Store
@@ -84,6 +85,7 @@ def build_store(targets: int, window: float, labels: bool) -> Any:
             module=module,
             mode=persistent,  # type: ignore[arg-type]  # a str in copies before the Mode enum
             labels=own,
+            **_budget(preset),
         )
         state = store.add(target, window=window, sample_interval=1.0)
         state.state = ConnectionState.CONNECTING
@@ -94,6 +96,14 @@ def build_store(targets: int, window: float, labels: bool) -> Any:
         if i % 10 == 0:
             state.record_failure(Reason.PING_TIMEOUT, "no pong within 10s")
     return store
+
+
+def _budget(preset: str) -> dict[str, Any]:
+    if preset == "full":
+        return {}  # also for copies without series budgets
+    from wsmon.config.series import PRESETS
+
+    return {"series": PRESETS[preset]}
 
 
 def cpu() -> float:
@@ -288,7 +298,7 @@ async def measure(scrape: Callable[[], Awaitable[int]], scrapes: int) -> dict[st
 
 async def child(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    store = build_store(args.targets, args.window, args.labels)
+    store = build_store(args.targets, args.window, args.labels, args.series)
     if args.freeze:
         gc.freeze()  # as wsmon serve does after start-up
     result: dict[str, Any] = {"build_seconds": time.perf_counter() - started, "rss": _status("VmRSS")}
@@ -308,7 +318,7 @@ async def child(args: argparse.Namespace) -> dict[str, Any]:
 def run_child(copy: Path, args: argparse.Namespace) -> dict[str, Any]:
     argv = [sys.executable, __file__, "--child", "--targets", str(args.targets), "--window", str(args.window)]
     argv += ["--scrapes", str(args.scrapes), "--mode", args.mode]
-    argv += ["--labels"] * args.labels + ["--no-freeze"] * (not args.freeze)
+    argv += ["--labels"] * args.labels + ["--no-freeze"] * (not args.freeze) + ["--series", args.series]
     env = {**os.environ, "PYTHONPATH": str(copy)}
     out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
     return dict(json.loads(out.stdout))
@@ -320,7 +330,7 @@ def _mib(value: float | None) -> str:
 
 def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
     print(
-        f"{args.targets} persistent targets, window {args.window:g} s, labels: {args.labels}, "
+        f"{args.targets} persistent targets ({args.series}), window {args.window:g} s, labels: {args.labels}, "
         f"gc.freeze after building: {args.freeze}; medians over {args.rounds} round(s) × {args.scrapes} scrapes"
     )
     for mode in ("render", "http", "push"):
@@ -358,6 +368,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each copy, in turns")
     parser.add_argument("--mode", choices=("render", "http", "push", "both", "all"), default="both")
     parser.add_argument("--labels", action="store_true", help="two labels of their own per target")
+    parser.add_argument("--series", choices=("full", "lean"), default="full", help="the targets' series budget preset")
     parser.add_argument("--no-freeze", dest="freeze", action="store_false", help="no gc.freeze() after building")
     parser.add_argument(
         "--compare", type=Path, action="append", default=[], help="root of another copy of wsmon to run in turns"

@@ -1,7 +1,7 @@
 """What the dashboard's browser tests share: Debian's Chromium driven by Playwright (``launch``, for
 a module-scoped fixture; a module importing this one is skipped where Chromium is missing and
-we are not root to install it), a logged-in page, and a WebSocket server in a thread that can be
-stopped and started again on its port.
+we are not root to install it), a page logged in with the login form, and a WebSocket server in
+a thread that can be stopped and started again on its port.
 
 Playwright's sync API refuses to run inside an event loop: the tests are plain ``def``
 functions, wsmon runs in a subprocess and the WebSocket server in a thread. Screenshots land
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from tests import servers
 from tests.servers import MS
 
-__all__ = ["ARTIFACTS", "CHROMIUM", "ThreadedServer", "launch", "ms", "open_page"]
+__all__ = ["ARTIFACTS", "CHROMIUM", "ThreadedServer", "launch", "log_in", "ms", "open_page"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,7 +40,7 @@ if not Path(CHROMIUM).exists() and os.geteuid() != 0:
         allow_module_level=True,
     )
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 THREAD_TIMEOUT = 5000 * MS  # for the WebSocket server's thread to start or stop
@@ -63,14 +64,25 @@ def launch() -> Iterator[Browser]:
             chromium.close()
 
 
-def open_page(browser: Browser, credentials: tuple[str, str], timeout: float, height: int = 760) -> Page:
-    """A new page logged in with HTTP Basic; Playwright waits up to ``timeout`` seconds."""
-    context = browser.new_context(
-        http_credentials={"username": credentials[0], "password": credentials[1]},
-        viewport={"width": 1400, "height": height},
-    )
+def open_page(browser: Browser, base: str, credentials: tuple[str, str], timeout: float, height: int = 760) -> Page:
+    """A new browser (a context of its own: no cookie yet), logged in with the form and on the
+    dashboard; Playwright waits up to ``timeout`` seconds."""
+    context = browser.new_context(viewport={"width": 1400, "height": height})
     context.set_default_timeout(ms(timeout))
-    return context.new_page()
+    page = context.new_page()
+    page.goto(f"{base}/dashboard")
+    log_in(page, base, credentials)
+    return page
+
+
+def log_in(page: Page, base: str, credentials: tuple[str, str]) -> None:
+    """Fill in the login form the page is on; wait for the dashboard."""
+    expect(page).to_have_url(re.compile(rf"^{re.escape(base)}/login(#ended)?$"))
+    page.get_by_label("User name", exact=True).fill(credentials[0])
+    page.get_by_label("Password", exact=True).fill(credentials[1])
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(page).to_have_url(f"{base}/dashboard")
+    expect(page.locator("#who")).to_have_text(re.compile(rf"^{re.escape(credentials[0])} \((admin|viewer)\)$"))
 
 
 # --- a WebSocket server we can stop and start again on the same port ---------------------------

@@ -38,10 +38,13 @@ class Dashboard:
 
 @contextlib.asynccontextmanager
 async def dashboard(
-    tmp_path: Path, limits: WebLimits | None = None, names: tuple[str, ...] = ("probe-a", "probe-b")
+    tmp_path: Path,
+    limits: WebLimits | None = None,
+    web: str = "",
+    names: tuple[str, ...] = ("probe-a", "probe-b"),
 ) -> AsyncIterator[Dashboard]:
     """Targets ``probe-a`` and ``probe-b`` (nobody listens: they fail, slowly), or ``names``;
-    the state file in ``tmp_path/state/``."""
+    the state file in ``tmp_path/state/``; ``web``: more ``[web]`` lines."""
     token = tmp_path / "admin.token"
     token.write_text(ADMIN_TOKEN + "\n")
     nowhere = f"ws://127.0.0.1:{servers.refused_port()}/"
@@ -50,7 +53,7 @@ async def dashboard(
         "".join(
             f'[[targets]]\nname = "{name}"\nurl = "{nowhere}"\ninterval = "30s"\ntimeout = "1s"\n' for name in names
         )
-        + f'[web.tokens.ci]\ntoken_file = "{token}"\nrole = "admin"\n'
+        + f'[web]\n{web}[web.tokens.ci]\ntoken_file = "{token}"\nrole = "admin"\n'
     )
     live = LiveConfig(load_config(config_path), path=str(config_path))
     metrics = ExporterMetrics()

@@ -122,14 +122,25 @@ def test_every_admin_route_needs_a_login_and_health_stays_open(wsmon: Wsmon) -> 
     with wsmon.client() as client:
         for method, path in [*ADMIN_ROUTES, ("POST", "/-/reload")]:
             response = client.request(method, path)
+            if (method, path) == ("GET", "/dashboard"):  # the page: to the login form
+                assert response.status_code == 303 and response.headers["location"] == "login", response.text
+                assert "www-authenticate" not in response.headers
+                continue
             assert response.status_code == 401, (method, path, response.text)
             assert response.headers["www-authenticate"] == CHALLENGE
             assert response.json() == {"error": "log in to use this"}
+            # A page's own request (fetch) gets no challenge: no password dialog over the page.
+            fetched = client.request(method, path, headers={"Sec-Fetch-Mode": "cors"})
+            assert fetched.status_code == 401 and "www-authenticate" not in fetched.headers
         for path in ("/-/healthy", "/-/ready", "/metrics", "/probe?target=probe-a", "/"):
             assert client.get(path).status_code == 200, path  # protect_all is off
         # Unknown schemes and garbage are no login either.
         for authorization in ("Digest abc", "Basic !!!notbase64", "Bearer", "Basic " + "x" * 8):
             assert client.get("/api/targets", headers={"Authorization": authorization}).status_code == 401
+    # Wrong credentials on the page are a 401 with the challenge, as for scripts.
+    with wsmon.client("127.0.0.9") as client:
+        wrong = client.get("/dashboard", auth=("nobody-here", WRONG_PASSWORD))
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == CHALLENGE
 
 
 def test_session_says_who_you_are(wsmon: Wsmon) -> None:
@@ -137,7 +148,7 @@ def test_session_says_who_you_are(wsmon: Wsmon) -> None:
         mine = admin.get("/api/session").json()
         theirs = viewer.get("/api/session").json()
         by_token = anonymous.get("/api/session", headers={"Authorization": f"Bearer {VIEWER_TOKEN}"}).json()
-    assert mine == {"user": ADMIN[0], "role": "admin", "csrf_token": wsmon.csrf_token}
+    assert mine == {"user": ADMIN[0], "role": "admin", "csrf_token": wsmon.csrf_token, "base_url": None}
     assert len(wsmon.csrf_token) >= 32
     assert theirs["user"] == VIEWER[0] and theirs["role"] == "viewer"
     assert by_token["user"] == "grafana" and by_token["role"] == "viewer"
@@ -349,7 +360,7 @@ async def test_protect_all_puts_metrics_and_probe_behind_the_login() -> None:
 async def test_protect_all_off_leaves_metrics_and_probe_open() -> None:
     async with app_client(config_with(web_user(*ADMIN, "admin"))) as client:
         assert (await client.get("/metrics")).status_code == 200
-        assert (await client.get("/dashboard")).status_code == 401
+        assert (await client.get("/api/targets")).status_code == 401
 
 
 async def test_probe_allow_refuses_other_targets() -> None:

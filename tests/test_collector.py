@@ -24,7 +24,8 @@ from prometheus_client.registry import CollectorRegistry
 import wsmon.continuous.series
 import wsmon.continuous.store
 from wsmon.config.file import Mode, Subscription, Target
-from wsmon.continuous.series import TARGET_FAMILIES, WINDOW_QUANTILES, render_store, write_target
+from wsmon.config.series import FULL
+from wsmon.continuous.series import TARGET_FAMILIES, render_store, write_target
 from wsmon.continuous.store import ConnectionState, Store, TargetState
 from wsmon.metrics.histogram import LATENCY_BUCKETS
 from wsmon.metrics.sinks import MetricSink
@@ -275,7 +276,7 @@ EXPECTED_TYPES = {
     "wsmon_probes_total": "counter",
     "wsmon_connect_duration_seconds": "histogram",
     "wsmon_ping_pong_duration_seconds": "histogram",
-    "wsmon_ping_pong_window_seconds": "gauge",
+    "wsmon_ping_pong_window_seconds": "summary",
     "wsmon_connection_state": "gauge",
     "wsmon_reconnects_total": "counter",
     "wsmon_connected_since_timestamp_seconds": "gauge",
@@ -287,7 +288,7 @@ EXPECTED_TYPES = {
 
 
 def _sample_names(types: dict[str, str]) -> set[str]:
-    suffixes = {"histogram": ("_bucket", "_sum", "_count")}
+    suffixes = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("", "_sum", "_count")}
     return {name + suffix for name, kind in types.items() for suffix in suffixes.get(kind, ("",))}
 
 
@@ -409,7 +410,7 @@ def test_window_quantiles(full: tuple[Scrape, Stamps], target: str, rtts: list[f
     result, _ = full
     window = {lb["quantile"]: v for lb, v in result.series("wsmon_ping_pong_window_seconds", target)}
     assert list(window) == ["0.0", "0.5", "0.9", "0.99", "1.0"]
-    assert [float(q) for q in window] == list(WINDOW_QUANTILES)
+    assert [float(q) for q in window] == list(FULL.quantiles)
     stored = [f32(v) for v in rtts]
     percentiles = statistics.quantiles(stored, n=100, method="inclusive")
     assert window["0.0"] == min(stored)
@@ -665,6 +666,9 @@ def test_parsed_family_types(full: tuple[Scrape, Stamps]) -> None:
         elif kind == "histogram":
             for suffix in ("_bucket", "_sum", "_count"):
                 assert result.families[name + suffix] == "histogram", name
+        elif kind == "summary":
+            for suffix in ("", "_sum", "_count"):
+                assert result.families[name + suffix] == "summary", name
 
 
 def test_no_nan_or_negative_values(full: tuple[Scrape, Stamps]) -> None:
@@ -681,6 +685,8 @@ def test_window_quantiles_gone_once_samples_are_older_than_the_window(clock: Clo
     result = scrape(store)
     assert not list(result.series("wsmon_ping_pong_window_seconds", "stream-b"))
     assert result.get("wsmon_ping_pong_duration_seconds_count", **L("stream-b")) == 1.0  # cumulative: kept
+    assert result.get("wsmon_ping_pong_window_seconds_count", **L("stream-b")) == 1.0  # the summary's too
+    assert result.get("wsmon_ping_pong_window_seconds_sum", **L("stream-b")) == 0.002
 
 
 def test_window_keeps_samples_within_the_window(clock: Clock) -> None:

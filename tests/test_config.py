@@ -20,11 +20,11 @@ INVALID: dict[str, str] = {
     "invalid-unknown-top-key.toml": ("unknown key 'setings'; allowed keys are modules, push, settings, targets, web"),
     "invalid-unknown-settings-key.toml": (
         "[settings]: unknown key 'intervall'; allowed keys are interval, max_in_flight, ping_interval, "
-        "reconnect_backoff, reconnect_backoff_max, timeout, window"
+        "reconnect_backoff, reconnect_backoff_max, series, timeout, window"
     ),
     "invalid-unknown-target-key.toml": (
         "target 'node': unknown key 'intervall'; allowed keys are interval, labels, mode, module, name, "
-        "subscribe, timeout, url, url_file"
+        "series, subscribe, timeout, url, url_file"
     ),
     "invalid-bad-duration.toml": (
         "target 'node': interval: invalid duration '15': use a number with a unit, e.g. 500ms, 10s, 1m30s"

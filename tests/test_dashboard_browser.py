@@ -1,12 +1,14 @@
 """The dashboard in a real browser: Playwright drives Debian's Chromium against `wsmon serve`.
 
-One scenario, as an operator lives it: log in, find the broken target first (at the top of the
-table and among the worst offenders), search and filter (kept in the page's URL, so a link
-shows the same view), open a target's detail, watch a persistent target go red when its
-server stops and cyan again when it comes back (no reload), add a target from the form (a
+One scenario, as an operator lives it: log in with the form, find the broken target first (at
+the top of the table and among the worst offenders), search and filter (kept in the page's URL,
+so a link shows the same view), open a target's detail, watch a persistent target go red when
+its server stops and cyan again when it comes back (no reload), add a target from the form (a
 bad one first: the API's error shows), see it survive a restart of wsmon (the page keeps
-polling through the outage and picks up the new process's CSRF token), pause and resume,
-remove with a confirmation. A canary token in the targets' URLs never reaches the browser.
+polling through the outage, then sends the operator to the login form: sessions live in
+wsmon's memory), pause and resume, remove with a confirmation. A canary token in the targets'
+URLs never reaches the browser. Then the login itself: wrong passwords, the cookie's flags,
+CSRF with a session, logout, expiry; and adding a target by endpoint name under base_url.
 The fleet itself (10,000 targets) is tests/test_dashboard_fleet.py's.
 
 Chromium, the logged-in page and the WebSocket server in a thread are tests/browser.py's.
@@ -17,12 +19,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Locator, Page, Response, expect
 
 from tests import servers
-from tests.browser import ARTIFACTS, ThreadedServer, launch, ms, open_page
+from tests.browser import ARTIFACTS, ThreadedServer, launch, log_in, ms, open_page
 from tests.realservers import WsmonProcess, web_user
 from tests.servers import MS, go_duration
 
@@ -81,6 +85,8 @@ name = "backup-node"
 url = "ws://127.0.0.1:{servers.refused_port()}/${{{CANARY_VAR}}}"
 mode = "persistent"
 
+[web]
+base_url = "ws://127.0.0.1:{feed_server.port}/feeds/${{{CANARY_VAR}}}/"
 {web_user(*ADMIN, "admin")}
 {web_user(*VIEWER, "viewer")}"""
     )
@@ -94,8 +100,9 @@ mode = "persistent"
         assert CANARY not in wsmon.log(), "the canary token leaked into wsmon's log"
 
 
-def _page(browser: Browser, credentials: tuple[str, str]) -> Page:
-    return open_page(browser, credentials, WAIT)
+def _page(browser: Browser, wsmon: WsmonProcess, credentials: tuple[str, str]) -> Page:
+    """A new browser (context of its own: no cookie yet), logged in on the dashboard."""
+    return open_page(browser, wsmon.base, credentials, WAIT)
 
 
 def row(page: Page, name: str) -> Locator:
@@ -116,13 +123,28 @@ def dot_colour(page: Page, name: str) -> str:
     return str(badge.evaluate("el => getComputedStyle(el, '::before').backgroundColor"))
 
 
+def no_canary_in(responses: list[Response]) -> int:
+    """Check the bodies the browser still has for the canary; how many it had."""
+    checked = 0
+    for response in responses:
+        try:
+            body = response.body()
+        except Exception:
+            continue
+        assert CANARY.encode() not in body, f"the canary leaked in {response.url}"
+        checked += 1
+    return checked
+
+
 # --- the scenario -------------------------------------------------------------------------------
 
 
 def test_dashboard_live_updates_actions_restart_and_no_secret(
     browser: Browser, wsmon: WsmonProcess, feed_server: ThreadedServer
 ) -> None:
-    page = _page(browser, ADMIN)
+    context = browser.new_context(viewport={"width": 1400, "height": 760})
+    context.set_default_timeout(ms(WAIT))
+    page = context.new_page()
     responses: list[Response] = []
     page.on("response", lambda response: responses.append(response))
     methods: list[str] = []
@@ -133,10 +155,10 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     page.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
 
     page.goto(f"{wsmon.base}/dashboard")
+    log_in(page, wsmon.base, ADMIN)
     page.evaluate("window.__sameDocument = 'yes'")  # gone if the page reloads
 
     # Logged in; summary and one row per target, the broken one first.
-    expect(page.locator("#who")).to_have_text(f"{ADMIN[0]} (admin)")
     expect_status(page, "feed", "connected")
     expect_status(page, "echo-probe", "up")
     expect_status(page, "backup-node", "disconnected")
@@ -253,15 +275,21 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
     expect(added.locator(".badge.runtime")).to_have_text("added at runtime")
     expect(row(page, "feed").locator(".badge.runtime")).to_be_hidden()
 
-    # wsmon restarts: the page says so, keeps polling, and comes back with the added target.
+    # wsmon restarts: the page says so and keeps polling; the sessions were in the old process's
+    # memory, so it goes on to the login form, and after it the added target is back.
+    checked = no_canary_in(responses)  # now: the bodies go with the document when the page moves on
+    assert any(r.url.endswith("/api/targets") and r.request.method == "POST" and r.status == 201 for r in responses)
+    responses.clear()
     assert wsmon.stop() == 0, wsmon.log()
     expect(page.locator("#banner")).to_contain_text("wsmon unreachable, retrying")
     page.screenshot(path=ARTIFACTS / "dashboard-unreachable.png", full_page=True)
     wsmon.start()
+    expect(page).to_have_url(f"{wsmon.base}/login#ended")
+    expect(page.locator("#ended")).to_have_text("Your session has ended: log in again.")
+    log_in(page, wsmon.base, ADMIN)
     expect(page.locator("#banner")).to_be_hidden(timeout=ms(WAIT))
     expect_status(page, "added-one", "connected")
     expect(added.locator(".badge.runtime")).to_be_visible()
-    assert page.evaluate("window.__sameDocument") == "yes"
 
     # Actions after the restart: they need the new process's CSRF token.
     page.get_by_role("button", name="Disconnect feed", exact=True).click()
@@ -301,25 +329,15 @@ def test_dashboard_live_updates_actions_restart_and_no_secret(
 
     # The canary token never reached the browser: not in the DOM, not in any response.
     assert CANARY not in page.content()
-    checked = 0
-    for response in responses:
-        try:
-            body = response.body()
-        except Exception:
-            continue
-        assert CANARY.encode() not in body, f"the canary leaked in {response.url}"
-        checked += 1
+    checked += no_canary_in(responses)
     assert checked >= 20, f"only {checked} response bodies were checked"
-    assert any(r.url.endswith("/api/targets") and r.request.method == "POST" and r.status == 201 for r in responses)
     assert page_errors == []
     assert csp_violations == []
     page.context.close()
 
 
 def test_viewer_sees_everything_and_can_change_nothing(browser: Browser, wsmon: WsmonProcess) -> None:
-    page = _page(browser, VIEWER)
-    page.goto(f"{wsmon.base}/dashboard")
-    expect(page.locator("#who")).to_have_text(f"{VIEWER[0]} (viewer)")
+    page = _page(browser, wsmon, VIEWER)
     expect_status(page, "echo-probe", "up")
     expect(page.locator("#viewer-note")).to_be_visible()
     expect(page.locator("#add-section")).to_be_hidden()
@@ -329,6 +347,7 @@ def test_viewer_sees_everything_and_can_change_nothing(browser: Browser, wsmon: 
     for button in actions.all():
         expect(button).to_be_hidden()  # none visible to anyone, screen readers included
         expect(button).to_be_disabled()
+    expect(page.get_by_role("button", name="Log out", exact=True)).to_be_visible()  # but the way out
     row(page, "echo-probe").locator(".name-text").click()  # the detail: to look at, no actions
     expect(page.locator("#detail-name")).to_have_text("echo-probe")
     expect(page.locator("#detail-actions")).to_be_hidden()
@@ -338,7 +357,7 @@ def test_viewer_sees_everything_and_can_change_nothing(browser: Browser, wsmon: 
 
 def test_page_escapes_what_it_shows(browser: Browser, wsmon: WsmonProcess) -> None:
     """Whatever the API says is text, never markup (a hostile label or error message)."""
-    page = _page(browser, ADMIN)
+    page = _page(browser, wsmon, ADMIN)
     hostile = '<img src=x onerror="window.__pwned=1">'
     payload = {
         "updated_at": time.time(),
@@ -391,4 +410,115 @@ def test_page_escapes_what_it_shows(browser: Browser, wsmon: WsmonProcess) -> No
     expect(page.locator("#detail-errors .error-message")).to_have_text(hostile)
     assert page.locator("img").count() == 0
     assert page.evaluate("window.__pwned") is None
+    page.context.close()
+
+
+# --- the login form -----------------------------------------------------------------------------
+
+
+def test_login_form_cookie_csrf_and_logout(browser: Browser, wsmon: WsmonProcess) -> None:
+    context = browser.new_context(viewport={"width": 1000, "height": 600})
+    context.set_default_timeout(ms(WAIT))
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.goto(f"{wsmon.base}/dashboard")
+    expect(page).to_have_url(f"{wsmon.base}/login")  # no password dialog: the form
+    expect(page.locator("#ended")).to_be_hidden()
+    page.screenshot(path=ARTIFACTS / "login.png")
+
+    # A wrong password: said so, the password field emptied, no cookie.
+    page.get_by_label("User name", exact=True).fill(ADMIN[0])
+    page.get_by_label("Password", exact=True).fill("not-the-password-1")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(page.locator("#login-error")).to_have_text("Wrong user name or password.")
+    expect(page.get_by_label("Password", exact=True)).to_have_value("")
+    assert context.cookies() == []
+    log_in(page, wsmon.base, ADMIN)
+
+    # The session cookie: HttpOnly (the page's scripts cannot read it), SameSite=Strict, not
+    # Secure over plain http, expiring with the session (12 h by default).
+    (cookie,) = context.cookies()
+    assert cookie["name"] == "wsmon_session" and len(cookie["value"]) >= 43
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["secure"], cookie["path"]) == (True, "Strict", False, "/")
+    assert abs(cookie["expires"] - (time.time() + 12 * 3600)) < 60
+    assert page.evaluate("document.cookie") == ""
+
+    # CSRF is enforced as before: a change without the token is refused, with it passes.
+    fetch = """async ([token]) => {
+        const headers = token ? {"X-CSRF-Token": token} : {};
+        const response = await fetch("api/targets/nobody/pause", {method: "POST", headers});
+        return [response.status, await response.text()];
+    }"""
+    status, text = page.evaluate(fetch, [None])
+    assert status == 403 and "X-CSRF-Token" in text
+    token = page.evaluate("async () => (await (await fetch('api/session')).json()).csrf_token")
+    status, text = page.evaluate(fetch, [token])
+    assert status == 404, text  # past the access checks: there is no such target
+
+    # Another site's page: its form post to wsmon carries no cookie (SameSite=Strict) and would
+    # carry no token; nothing changes.
+    evil = context.new_page()
+    form = (
+        f'<form method="post" action="{wsmon.base}/api/targets/echo-probe/pause"></form>'
+        "<script>document.forms[0].submit()</script>"
+    )
+    evil.route("http://evil.test/", lambda route: route.fulfill(body=form, content_type="text/html"))
+    with evil.expect_response(lambda r: r.url.endswith("/pause")) as posted:
+        evil.goto("http://evil.test/")
+    assert posted.value.status in (401, 403)
+    evil.close()
+    expect_status(page, "echo-probe", "up")
+
+    # Logout: back to the form, the cookie gone here and worthless on the server.
+    page.get_by_role("button", name="Log out", exact=True).click()
+    expect(page).to_have_url(f"{wsmon.base}/login")
+    assert context.cookies() == []
+    page.goto(f"{wsmon.base}/dashboard")
+    expect(page).to_have_url(f"{wsmon.base}/login")
+    replayed = httpx.get(f"{wsmon.base}/api/session", headers={"Cookie": f"wsmon_session={cookie['value']}"})
+    assert replayed.status_code == 401
+    assert page_errors == []
+    context.close()
+
+
+def test_session_expiry_sends_the_page_to_the_login_form(browser: Browser, tmp_path: Path) -> None:
+    config = tmp_path / "targets.toml"
+    ttl = 3000 * MS
+    config.write_text(f'[web]\nsession_ttl = "{go_duration(ttl)}"\n' + web_user(*ADMIN, "admin"))
+    with WsmonProcess(tmp_path, config) as short:
+        page = _page(browser, short, ADMIN)
+        (cookie,) = page.context.cookies()
+        began = time.monotonic()
+        expect(page).to_have_url(f"{short.base}/login#ended", timeout=ms(ttl + WAIT))
+        assert time.monotonic() - began > ttl - 1000 * MS  # not before its time
+        expect(page.locator("#ended")).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "login-ended.png")
+        replayed = httpx.get(f"{short.base}/api/session", headers={"Cookie": f"wsmon_session={cookie['value']}"})
+        assert replayed.status_code == 401  # expired on the server too, not only in the browser
+        log_in(page, short.base, ADMIN)  # and in again
+        page.context.close()
+
+
+def test_add_a_target_by_endpoint_name(browser: Browser, wsmon: WsmonProcess, feed_server: ThreadedServer) -> None:
+    page = _page(browser, wsmon, ADMIN)
+    help_text = page.locator("#add-endpoint-help")
+    expect(help_text).to_be_visible()
+    expect(page.locator("#add-base-url")).to_have_text(f"ws://127.0.0.1:{feed_server.port}/****")
+    # A name that would leave base_url is refused, whatever the browser sends.
+    page.get_by_label("URL", exact=True).fill("../admin")
+    page.get_by_role("button", name="Add target", exact=True).click()
+    expect(page.locator("#add-error")).to_contain_text("endpoint must be a name of 1 to 256 letters")
+    # Only the endpoint name: the target is named after it, its URL is base_url + name.
+    page.get_by_label("URL", exact=True).fill("data-feed")
+    page.get_by_label("Mode", exact=True).select_option("persistent")
+    page.get_by_role("button", name="Add target", exact=True).click()
+    expect(page.locator("#add-ok")).to_have_text("Added data-feed.")
+    expect_status(page, "data-feed", "connected")
+    expect(row(page, "data-feed").locator("td.url")).to_have_text(f"ws://127.0.0.1:{feed_server.port}/****")
+    page.screenshot(path=ARTIFACTS / "dashboard-endpoint.png", full_page=True)
+    assert CANARY not in page.content()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Remove data-feed", exact=True).click()
+    expect(row(page, "data-feed")).to_have_count(0)
     page.context.close()

@@ -1,7 +1,8 @@
 """The dashboard at fleet size, in Chromium: 10,000 persistent targets connected to a loopback
 server, one more that is down.
 
-As an operator meets it: the page shows the fleet's total and summary within 3 s of opening,
+As an operator meets it (logged in with the form): the page shows the fleet's total and
+summary within 3 s of opening,
 the broken target first (top row, worst offenders), a search finds one target among 10,001, and
 the page left open for a minute adds at most 5 % of a core to wsmon (its CPU time, from
 /proc, against a minute-long rate measured before the page was opened). The figures of
@@ -87,17 +88,18 @@ def test_ten_thousand_targets_in_a_browser(browser: Browser, wsmon: WsmonProcess
     time.sleep(BASELINE_FOR)
     baseline = (wsmon.cpu_seconds() - cpu) / (time.monotonic() - began)  # pings, timers: without the page
 
-    page = open_page(browser, ADMIN, WAIT, height=900)
+    began, cpu = time.monotonic(), wsmon.cpu_seconds()  # the minute starts with the login
+    page = open_page(browser, wsmon.base, ADMIN, WAIT, height=900)
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     responses: list[Response] = []
     page.on("response", lambda response: responses.append(response))
-    began, cpu = time.monotonic(), wsmon.cpu_seconds()
 
     # First paint: the total and the summary, the broken one first.
+    opened = time.monotonic()
     page.goto(f"{wsmon.base}/dashboard")
     expect(page.locator("#sum-total")).to_have_text("10,001")
-    first_paint = time.monotonic() - began
+    first_paint = time.monotonic() - opened
     expect(page.locator("#sum-connected")).to_have_text("10,000")
     expect(page.locator("#sum-disconnected")).to_have_text("1")
     expect(page.locator("#worst li")).to_have_count(1)

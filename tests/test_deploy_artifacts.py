@@ -283,6 +283,43 @@ def test_dashboard_structure() -> None:
         assert name in used
 
 
+# Labels whose values wsmon chooses (not the operator's): a matcher on one must match a value
+# wsmon exports, or the panel or alert is silently empty.
+_WSMON_VALUED_LABELS = {"quantile", "state", "result", "phase"}
+
+
+def _exported_label_values(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+    """Every value of those labels in a render of every kind of target (tests/test_render.py)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.test_render import KINDS, MONO, _store
+    from wsmon.continuous import series
+
+    monkeypatch.setattr(series, "perf_counter", lambda: MONO)  # the windows read at MONO
+    text = asyncio.run(series.render_store(_store(list(KINDS)))).decode()
+    values: dict[str, set[str]] = {label: set() for label in _WSMON_VALUED_LABELS}
+    for metric in text_string_to_metric_families(text):
+        for sample in metric.samples:
+            for label in _WSMON_VALUED_LABELS & set(sample.labels):
+                values[label].add(sample.labels[label])
+    return values
+
+
+def test_label_matchers_match_what_wsmon_exports(monkeypatch: pytest.MonkeyPatch) -> None:
+    exported = _exported_label_values(monkeypatch)
+    queries = dashboard_exprs() + [rule["expr"] for rule in rules()]
+    checked = 0
+    for expr in queries:
+        for label, op, value in re.findall(r'(\w+)\s*(=~|=)\s*"([^"]*)"', expr):
+            if label not in _WSMON_VALUED_LABELS:
+                continue
+            for alternative in value.split("|") if op == "=~" else [value]:
+                pattern = alternative if op == "=~" else re.escape(alternative)
+                assert any(re.fullmatch(pattern, v) for v in exported[label]), (expr, label, alternative)
+                checked += 1
+    assert checked >= 5  # the quantiles, the connection states, result="failure"
+
+
 def _queries_as_recording_rules(tmp_path: Path) -> Path:
     """Every dashboard query, Grafana variables filled in, as a rule file the tools can check."""
     rules_text = ["groups:", "  - name: dashboard", "    rules:"]
@@ -420,6 +457,7 @@ timeout = "{go_duration(500 * MS)}"
 """
         )
         served: set[str] = set()
+        text = ""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30_000 * MS
         async with (
@@ -431,10 +469,16 @@ timeout = "{go_duration(500 * MS)}"
                 with contextlib.suppress(httpx.TransportError):
                     response = await client.get("/metrics")
                     if response.status_code == 200:
-                        served = served_names(response.text)
+                        text = response.text
+                        served = served_names(text)
     assert served, f"wsmon serve never answered /metrics: {wsmon.log()}"
     missing = {name: sorted(used[name]) for name in sorted(wanted - served)}
     assert not missing, f"used but not served by wsmon: {missing}"
+    if shutil.which("promtool"):  # the whole /metrics of a real wsmon serve, its own series included
+        checked = await asyncio.to_thread(
+            subprocess.run, ["promtool", "check", "metrics"], input=text.encode(), capture_output=True, check=False
+        )
+        assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
 
 
 # --- Kubernetes ----------------------------------------------------------------------------------------

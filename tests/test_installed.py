@@ -25,6 +25,7 @@ from tests.servers import MS, refused_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ("dashboard.html", "dashboard.js", "dashboard.css")
+LOGIN_PAGE = ("login.html", "login.js", "login.css")
 PASSWORD = "installed-canary-password"
 CANARY_TOKEN = "installed-canary-token-5f1c9a"
 
@@ -69,7 +70,7 @@ def _names(archive: Path) -> list[str]:
 
 def test_the_wheel_carries_the_dashboard_and_no_tests(dist: Path) -> None:
     names = _names(next(dist.glob("wsmon-*.whl")))
-    for page in STATIC:
+    for page in STATIC + LOGIN_PAGE:
         assert f"wsmon/web/static/{page}" in names
     assert [n for n in names if n.startswith(("tests/", "bench/"))] == []
     assert "wsmon/cli.py" in names
@@ -77,7 +78,7 @@ def test_the_wheel_carries_the_dashboard_and_no_tests(dist: Path) -> None:
 
 def test_the_sdist_carries_the_dashboard(dist: Path) -> None:
     names = _names(next(dist.glob("wsmon-*.tar.gz")))
-    for page in STATIC:
+    for page in STATIC + LOGIN_PAGE:
         assert any(n.endswith(f"/wsmon/web/static/{page}") for n in names), page
 
 
@@ -117,7 +118,14 @@ def test_installed_serve_answers_probe_metrics_and_dashboard(served: WsmonProces
             time.sleep(100 * MS)
             metrics = client.get("/metrics").text
         assert connected in metrics
-        assert client.get("/dashboard").status_code == 401
+        assert client.get("/dashboard").headers["location"] == "login"  # a 303 to the login form
+        login = client.get("/login")
+        assert login.status_code == 200 and 'id="login-form"' in login.text
+        for asset in LOGIN_PAGE[1:]:
+            assert len(client.get(f"/login/static/{asset}").content) > 100, asset
+        form = client.post("/login", json={"user": "admin", "password": PASSWORD}, headers={"Origin": served.base})
+        assert form.status_code == 200 and client.get("/dashboard").status_code == 200  # with the session cookie
+        client.cookies.clear()
         page = client.get("/dashboard", auth=("admin", PASSWORD))
         assert page.status_code == 200
         assert "<title>" in page.text

@@ -148,6 +148,26 @@ async def test_module_timeout_caps_the_flag() -> None:
         assert value(response.text, "probe_timeout_seconds") == 2.0
 
 
+async def test_blackbox_names_when_the_settings_ask_for_them() -> None:
+    """A dashboard written for blackbox_exporter's websocket prober reads wsmon's /probe."""
+    config = parse_config({"settings": {"series": {"blackbox": True}}}, "test.toml")
+    async with running_exporter(config) as running:
+        text = (await running.client.get("/probe", params={"target": running.echo_url})).text
+        assert value(text, "probe_websocket_connection_upgraded") == 1.0
+        phases = {labels["phase"] for (name, labels) in _labelled(text) if name == "probe_websocket_duration_seconds"}
+        assert phases == {"resolve", "connect", "processing", "ping", "close"}  # ws://: no TLS in processing
+        assert value(text, "probe_dns_lookup_time_seconds") >= 0.0
+    async with running_exporter() as running:  # by default, wsmon's own names only
+        text = (await running.client.get("/probe", params={"target": running.echo_url})).text
+        assert "probe_websocket_connection_upgraded" not in text
+        phases = {labels["phase"] for (name, labels) in _labelled(text) if name == "probe_websocket_duration_seconds"}
+        assert "processing" not in phases and "upgrade" in phases
+
+
+def _labelled(text: str) -> list[tuple[str, dict[str, str]]]:
+    return [(name, dict(labels)) for name, labels in samples(text)]
+
+
 async def test_bad_scrape_header_is_rejected(exporter: RunningExporter) -> None:
     response = await exporter.client.get(
         "/probe", params={"target": exporter.echo_url}, headers={"X-Prometheus-Scrape-Timeout-Seconds": "soon"}

@@ -17,6 +17,7 @@ from typing import Any
 from wsmon.config.modules import parse_module
 from wsmon.config.push import PushTarget, parse_push
 from wsmon.config.secret_sources import expand_env, read_bounded, read_secret_file
+from wsmon.config.series import FULL, SeriesBudget, parse_series
 from wsmon.config.validate import LABEL_NAME, check_keys, duration, typed
 from wsmon.config.web import WebConfig, parse_web
 from wsmon.errors import ConfigError, TargetError
@@ -54,8 +55,10 @@ _SETTINGS_KEYS = {
     "max_in_flight",
     "reconnect_backoff",
     "reconnect_backoff_max",
+    "series",
 }
-_TARGET_KEYS = {"name", "url", "url_file", "mode", "module", "interval", "timeout", "labels", "subscribe"}
+_DURATION_SETTINGS = _SETTINGS_KEYS - {"max_in_flight", "series"}
+_TARGET_KEYS = {"name", "url", "url_file", "mode", "module", "interval", "timeout", "labels", "subscribe", "series"}
 _SUBSCRIBE_KEYS = {"send", "extract", "name"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 # Labels wsmon's own series use; a target label of the same name would clash with them.
@@ -91,6 +94,7 @@ class Settings:
     max_in_flight: int = 256  # probe mode: probes running at once, at most
     reconnect_backoff: float = 0.5  # persistent mode: first pause before reconnecting
     reconnect_backoff_max: float = 30.0
+    series: SeriesBudget = FULL  # every target's, unless its own says otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,7 @@ class Target:
     timeout: float = DEFAULT_TIMEOUT  # the target's own, else the smaller of module's and settings'/flag
     labels: tuple[tuple[str, str], ...] = ()
     subscribe: Subscription | None = None
+    series: SeriesBudget = FULL
 
     @property
     def redacted_url(self) -> str:
@@ -144,7 +149,7 @@ def _parse_settings(raw: Mapping[str, Any], where: str, overrides: Mapping[str, 
     where = f"{where}: [settings]"
     check_keys(raw, _SETTINGS_KEYS, where)
     values: dict[str, Any] = {}
-    for key in _SETTINGS_KEYS - {"max_in_flight"}:
+    for key in _DURATION_SETTINGS:
         if key in raw:
             values[key] = duration(raw, key, where)
             if values[key] <= 0:
@@ -153,6 +158,8 @@ def _parse_settings(raw: Mapping[str, Any], where: str, overrides: Mapping[str, 
         values["max_in_flight"] = typed(raw, "max_in_flight", int, where)
         if values["max_in_flight"] < 1:
             raise ConfigError(f"{where}: max_in_flight must be at least 1")
+    if "series" in raw:
+        values["series"] = parse_series(raw["series"], where, FULL)
     values.update(overrides)  # command-line flags win over the file
     settings = Settings(**values)
     if settings.reconnect_backoff > settings.reconnect_backoff_max:
@@ -252,6 +259,7 @@ def parse_target_table(
             raise ConfigError(f'{where}: subscribe needs mode = "persistent"')
         subscribe = _parse_subscription(table["subscribe"], where)
     labels = _parse_labels(table["labels"], where) if "labels" in table else ()
+    series = parse_series(table["series"], where, settings.series) if "series" in table else settings.series
     return Target(
         name=name,
         url=url,
@@ -261,6 +269,7 @@ def parse_target_table(
         timeout=timeout,
         labels=labels,
         subscribe=subscribe,
+        series=series,
     )
 
 
@@ -295,7 +304,7 @@ def parse_config(
     pushes = tuple(parse_push(_table(p, f"{where}: push #{i}"), i, where, env) for i, p in enumerate(raw_pushes, 1))
     if len({p.name for p in pushes}) != len(pushes):
         raise ConfigError(f'{where}: two [[push]] destinations share a name; give each its own name = "…"')
-    web = parse_web(_table(data["web"], f"{where}: [web]"), where) if "web" in data else WebConfig()
+    web = parse_web(_table(data["web"], f"{where}: [web]"), where, env) if "web" in data else WebConfig()
     return Config(settings=settings, modules=modules, targets=tuple(targets), pushes=pushes, web=web)
 
 

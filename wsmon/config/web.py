@@ -7,6 +7,8 @@ tls_key_file = "/etc/wsmon/tls.key"
 protect_all = false                        # true: /metrics and /probe need a login too
 probe_allow = ["node1", "wss://*.example.com/**"]  # names or URL patterns; unset: any target
 trusted_proxies = ["10.0.0.0/8"]           # reverse proxies whose X-Forwarded-For/-Proto count
+session_ttl = "12h"                        # a login form's session ends this long after the login
+base_url = "wss://feeds.example.com/ws/"   # the dashboard adds targets by endpoint name: base_url + name
 
 [web.users.alice]                          # dashboard users; none: the dashboard is off
 password_hash = "$2b$12$…"                 # `wsmon hash-password` makes one (bcrypt)
@@ -20,21 +22,35 @@ role = "viewer"
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from wsmon.config.secret_sources import read_secret_file
+from wsmon.config.secret_sources import expand_env, read_secret_file
 from wsmon.config.tls import check_readable
 from wsmon.config.url_patterns import check_pattern, url_matches
-from wsmon.config.validate import check_keys, typed
-from wsmon.errors import ConfigError
+from wsmon.config.validate import check_keys, duration, typed
+from wsmon.errors import ConfigError, TargetError
+from wsmon.redact import secrets, url_secrets, userinfo_secrets
+from wsmon.ws.url import parse_target
 
-__all__ = ["Role", "TokenUser", "User", "WebConfig", "parse_web"]
+__all__ = ["MAX_ENDPOINT", "Role", "TokenUser", "User", "WebConfig", "parse_web"]
 
 Role = Literal["admin", "viewer"]
 
-_KEYS = {"tls_cert_file", "tls_key_file", "protect_all", "probe_allow", "trusted_proxies", "users", "tokens"}
+_KEYS = {
+    "tls_cert_file",
+    "tls_key_file",
+    "protect_all",
+    "probe_allow",
+    "trusted_proxies",
+    "users",
+    "tokens",
+    "session_ttl",
+    "base_url",
+    "base_url_file",
+}
 _USER_KEYS = {"password_hash", "role"}
 _TOKEN_KEYS = {"token_file", "role"}
 
@@ -53,6 +69,23 @@ class TokenUser:
     role: Role
 
 
+DEFAULT_SESSION_TTL = 12 * 3600.0
+MAX_ENDPOINT = 256  # characters of an endpoint name (a token, at times)
+# One path segment of unreserved characters (RFC 3986): nothing a server decodes or resolves
+# into another path ("%2e%2e", "\\", "/"), nothing that ends the path ("?", "#").
+_ENDPOINT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def _valid_endpoint(name: object) -> bool:
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_ENDPOINT
+        and _ENDPOINT.fullmatch(name) is not None
+        and name != "."
+        and ".." not in name
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WebConfig:
     users: tuple[User, ...] = ()
@@ -63,6 +96,8 @@ class WebConfig:
     probe_allow: tuple[str, ...] | None = None  # None: any target may be probed
     # Peers whose X-Forwarded-For and X-Forwarded-Proto are believed; nobody's by default.
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    session_ttl: float = DEFAULT_SESSION_TTL  # a login form's session lasts this long (absolute)
+    base_url: str | None = field(default=None, repr=False)  # targets added by endpoint name: base_url + name
 
     def trusts(self, address: str) -> bool:
         """Whether ``address`` (a peer's IP) is one of ``trusted_proxies``."""
@@ -78,6 +113,25 @@ class WebConfig:
     @property
     def dashboard_enabled(self) -> bool:
         return bool(self.users or self.tokens)
+
+    @property
+    def redacted_base_url(self) -> str | None:
+        return None if self.base_url is None else parse_target(self.base_url).redacted
+
+    def endpoint_url(self, endpoint: object, where: str) -> str:
+        """``base_url`` + ``endpoint``: the URL of an endpoint given by name (a query string of
+        ``base_url`` stays at the end). ConfigError unless ``base_url`` is set and ``endpoint``
+        is one path segment of unreserved characters, so that the URL stays on base_url's host
+        and below its path. The message never quotes the name (it may be a token)."""
+        if self.base_url is None:
+            raise ConfigError(f"{where}: an endpoint name needs [web] base_url in the config; give a full url instead")
+        if not _valid_endpoint(endpoint):
+            raise ConfigError(
+                f"{where}: endpoint must be a name of 1 to {MAX_ENDPOINT} letters, digits and - . _ ~ "
+                "(no /, ?, #, .., %, spaces), appended to [web] base_url"
+            )
+        path, sep, query = self.base_url.partition("?")
+        return f"{path}{endpoint}{sep}{query}"  # the path ends with "/": see _base_url
 
     def probe_allowed(self, target: str, is_configured_name: bool) -> bool:
         """Whether ``/probe`` may connect to ``target`` (a URL, or a configured name)."""
@@ -132,7 +186,7 @@ def _token(name: str, where: str, raw: Mapping[str, Any]) -> TokenUser:
     return TokenUser(name=name, token=token, role=_role(raw, where))
 
 
-def parse_web(table: Mapping[str, Any], where: str) -> WebConfig:
+def parse_web(table: Mapping[str, Any], where: str, env: Mapping[str, str] | None = None) -> WebConfig:
     where = f"{where}: [web]"
     check_keys(table, _KEYS, where)
     users = [_user(*account) for account in _accounts(table, "users", where, _USER_KEYS)]
@@ -155,6 +209,9 @@ def parse_web(table: Mapping[str, Any], where: str) -> WebConfig:
             if "://" in rule:
                 check_pattern(rule, f"{where}: probe_allow entry {index}")
         allow = tuple(rules)
+    ttl = duration(table, "session_ttl", where) if "session_ttl" in table else DEFAULT_SESSION_TTL
+    if ttl <= 0:
+        raise ConfigError(f"{where}: session_ttl must be greater than 0")
     return WebConfig(
         users=tuple(users),
         tokens=tuple(tokens),
@@ -163,7 +220,35 @@ def parse_web(table: Mapping[str, Any], where: str) -> WebConfig:
         protect_all=protect_all,
         probe_allow=allow,
         trusted_proxies=_networks(table, where),
+        session_ttl=ttl,
+        base_url=_base_url(table, where, env),
     )
+
+
+def _base_url(table: Mapping[str, Any], where: str, env: Mapping[str, str] | None) -> str | None:
+    """``base_url`` (or ``base_url_file``'s content): a ws:// or wss:// URL whose path ends with
+    "/", without a fragment. Its secrets are registered as a target URL's are."""
+    if "base_url" in table and "base_url_file" in table:
+        raise ConfigError(f"{where}: set base_url or base_url_file, not both")
+    if "base_url" in table:
+        url = expand_env(typed(table, "base_url", str, where), where, env).strip()
+    elif "base_url_file" in table:
+        url = read_secret_file(typed(table, "base_url_file", str, where), where)
+        secrets.add(url_secrets(url, whole_path=False))
+    else:
+        return None
+    try:
+        parsed = parse_target(url)
+    except TargetError as exc:
+        raise ConfigError(f"{where}: base_url: {exc}") from None
+    if parsed.basic_auth is not None:
+        secrets.add(userinfo_secrets(url))
+    if "#" in url or not url.partition("?")[0].endswith("/"):
+        raise ConfigError(
+            f"{where}: base_url must end its path with / and have no #fragment "
+            '(an endpoint name is appended to it: "wss://feeds.example.com/ws/" + "data-feed")'
+        )
+    return url
 
 
 def _networks(table: Mapping[str, Any], where: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -87,6 +87,11 @@ class Monitor:
     # --- what should run -------------------------------------------------------------------
 
     def _runtime_target(self, table: dict[str, Any], config: Config) -> Target:
+        if "endpoint" in table:  # by endpoint name: base_url + name, with the base_url in force
+            rest = {k: v for k, v in table.items() if k != "endpoint"}
+            if "url" in rest:
+                raise ConfigError("dashboard: give url or endpoint, not both")
+            table = {**rest, "url": config.web.endpoint_url(table["endpoint"], "dashboard")}
         # No ${VAR} expansion: a dashboard user must not be able to read wsmon's environment.
         return parse_target_table(table, 1, "dashboard", config.settings, config.modules, {})
 

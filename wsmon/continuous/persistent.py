@@ -220,6 +220,7 @@ class PersistentTarget:
             return
         self._pending = None
         self.conn = conn
+        conn.settle()
         self._to(State.CONNECTED, sum(clock.phases.get(p, 0.0) for p in _CONNECT_PHASES))
         subscribe = self.target.subscribe
         if subscribe is not None:

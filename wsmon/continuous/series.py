@@ -1,9 +1,10 @@
 """The Store as metric series, built fresh at every scrape (or push) from stored state.
 
 Per target: the ``probe_*`` series of the latest result, counts by result and reason,
-cumulative latency histograms, rolling-window quantiles, and for persistent targets the
-connection state, reconnects and subscription figures. Every series carries ``target`` (the
-configured name, never the URL) and the target's own labels.
+cumulative latency histograms, the rolling window's quantiles (a summary), and for persistent
+targets the connection state, reconnects and subscription figures. Every series carries
+``target`` (the configured name, never the URL) and the target's own labels. Which of them a
+target exports is its series budget (``wsmon.config.series``).
 
 Written two ways, held to the same text by the tests:
 
@@ -26,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from functools import lru_cache
 from itertools import islice
 from time import perf_counter
 
 from wsmon.config.file import Mode
 from wsmon.continuous.store import ConnectionState, Store, TargetState
-from wsmon.metrics.probe_series import PROBE_FAMILIES, write_connection, write_result
+from wsmon.metrics.probe_series import PROBE_FAMILIES, blackbox_phases, write_connection, write_result
 from wsmon.metrics.remote_write import RemoteWriteSink
 from wsmon.metrics.sinks import Families, Labels, Sink, format_value, histogram_text, label_text
 from wsmon.probe.reasons import Reason
@@ -39,7 +41,6 @@ from wsmon.probe.result import PingStats, ProbeResult
 
 __all__ = [
     "TARGET_FAMILIES",
-    "WINDOW_QUANTILES",
     "remote_write_body",
     "render_store",
     "stream_store",
@@ -47,8 +48,6 @@ __all__ = [
     "write_target",
 ]
 
-WINDOW_QUANTILES = (0.0, 0.5, 0.9, 0.99, 1.0)
-_QUANTILE_LABELS = tuple((("quantile", repr(q)),) for q in WINDOW_QUANTILES)
 _STATE_LABELS = tuple((s, (("state", str(s)),)) for s in ConnectionState)
 
 TARGET_FAMILIES: Families = {
@@ -57,8 +56,9 @@ TARGET_FAMILIES: Families = {
     "wsmon_connect_duration_seconds": ("histogram", "Connection establishment (TCP, TLS and upgrade)"),
     "wsmon_ping_pong_duration_seconds": ("histogram", "Ping to pong round trips"),
     "wsmon_ping_pong_window_seconds": (
-        "gauge",
-        "Ping-pong round trips over the rolling window: quantile 0 is the minimum, 1 the maximum",
+        "summary",
+        "Ping-pong round trips: quantiles over the rolling window (0 is the minimum, 1 the maximum), "
+        "sum and count since start",
     ),
     "wsmon_connection_state": ("gauge", "Persistent connection state: 1 for the current one"),
     "wsmon_reconnects": ("counter", "Persistent connections established again after the first"),
@@ -75,6 +75,7 @@ def write_target(sink: Sink, state: TargetState, now: float) -> None:
     target = state.target
     sink.target(state.labels)
     put = sink.sample
+    budget = target.series
     persistent = target.mode is Mode.PERSISTENT
     if persistent:
         write_connection(
@@ -85,19 +86,29 @@ def write_target(sink: Sink, state: TargetState, now: float) -> None:
             ping_ok=state.last_ping_ok,
             rtt=state.last_rtt,
             reason=None if state.last_error is None else str(state.last_error.reason),
+            blackbox=budget.blackbox,
         )
     elif state.latest is not None:
-        write_result(sink, state.latest, ping_enabled=target.module.ping)
+        write_result(
+            sink,
+            state.latest,
+            ping_enabled=target.module.ping,
+            phases=budget.phases,
+            details=budget.details,
+            blackbox=budget.blackbox,
+        )
     put("wsmon_probes", state.pings_ok, (("result", "success"), ("reason", "none")))
     for reason, count in list(state.failures.items()):
         put("wsmon_probes", count, (("result", "failure"), ("reason", str(reason))))
-    sink.histogram("wsmon_connect_duration_seconds", state.connect_histogram)
-    if target.module.ping:
-        sink.histogram("wsmon_ping_pong_duration_seconds", state.ping_histogram)
-        quantiles = state.window.quantiles(now, WINDOW_QUANTILES)
-        if quantiles is not None:
-            for labels, value in zip(_QUANTILE_LABELS, quantiles, strict=True):
-                put("wsmon_ping_pong_window_seconds", value, labels)
+    if budget.histograms:
+        sink.histogram("wsmon_connect_duration_seconds", state.connect_histogram)
+        if target.module.ping:
+            sink.histogram("wsmon_ping_pong_duration_seconds", state.ping_histogram)
+    count = state.ping_histogram.count
+    if target.module.ping and budget.quantiles and count:
+        figures = state.window.quantiles(now, budget.quantiles) or ()
+        labelled = list(zip(_quantile_values(budget.quantiles), figures, strict=False))  # none for an empty window
+        sink.summary("wsmon_ping_pong_window_seconds", labelled, state.ping_histogram.sum, count)
     if persistent:
         current = state.state
         for s, labels in _STATE_LABELS:
@@ -200,6 +211,23 @@ def _failure_info(state: TargetState, result: ProbeResult | None, b: str, o: str
     return f"probe_websocket_failure_info{o}{_escaped('reason', str(reason))}}} 1.0\n"
 
 
+# blackbox_exporter's names, for the targets whose budget asks for them.
+
+
+def _upgraded(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if not state.target.series.blackbox:
+        return ""
+    if state.target.mode is _PERSISTENT:
+        return f"probe_websocket_connection_upgraded{b} {_FLAG[state.state is _CONNECTED]}\n"
+    return "" if result is None else f"probe_websocket_connection_upgraded{b} {_FLAG[result.up]}\n"
+
+
+def _dns_lookup(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if result is None or not state.target.series.blackbox or "resolve" not in result.phases:
+        return ""
+    return f"probe_dns_lookup_time_seconds{b} {_v(result.phases['resolve'])}\n"
+
+
 # Only probe-mode targets have these (given only those with a result).
 
 
@@ -208,11 +236,13 @@ def _duration(state: TargetState, result: ProbeResult | None, b: str, o: str) ->
 
 
 def _phases(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
-    if result is None:
+    budget = state.target.series
+    if result is None or not budget.phases:
         return ""
+    phases = blackbox_phases(result.phases) if budget.blackbox else result.phases
     return "".join(
         f"probe_websocket_duration_seconds{o}{_escaped('phase', str(phase))}}} {_v(seconds)}\n"
-        for phase, seconds in result.phases.items()
+        for phase, seconds in phases.items()
     )
 
 
@@ -254,7 +284,16 @@ def _ping_stat(family: str, figure: Callable[[PingStats], float], *, needs_rtts:
             return ""
         return f"{family}{b} {_v(figure(ping))}\n"
 
-    return family, _PROBED, column
+    return family, _PROBED, _detail(column)
+
+
+def _detail(column: Column) -> Column:
+    """``column`` for targets whose budget has the per-probe details, nothing for the others."""
+
+    def budgeted(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+        return column(state, result, b, o) if state.target.series.details else ""
+
+    return budgeted
 
 
 def _steps_success(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
@@ -306,26 +345,46 @@ def _probes(state: TargetState, result: ProbeResult | None, b: str, o: str) -> s
 
 
 def _connect_histogram(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    if not state.target.series.histograms:
+        return ""
     return histogram_text("wsmon_connect_duration_seconds", state.connect_histogram, b, o)
 
 
 def _ping_histogram(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
-    if not state.target.module.ping:
+    target = state.target
+    if not (target.module.ping and target.series.histograms):
         return ""
     return histogram_text("wsmon_ping_pong_duration_seconds", state.ping_histogram, b, o)
 
 
-_QUANTILE_TAILS = tuple(f"{label_text(labels)}}} " for labels in _QUANTILE_LABELS)
+@lru_cache(maxsize=64)
+def _quantile_values(qs: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``quantile`` label's values for ``qs`` (a budget's, so a handful over a config)."""
+    return tuple(repr(q) for q in qs)
+
+
+@lru_cache(maxsize=64)
+def _quantile_tails(qs: tuple[float, ...]) -> tuple[str, ...]:
+    """What follows the target's labels in each quantile's line, up to the value."""
+    return tuple(f"{_escaped('quantile', q)}}} " for q in _quantile_values(qs))
 
 
 def _window(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
-    if not state.target.module.ping:
+    """The window's quantiles (when it holds samples), and the sum and count of every round trip
+    since start (a summary's, as client libraries keep them): none before the first pong."""
+    target = state.target
+    qs = target.series.quantiles
+    histogram = state.ping_histogram
+    count = histogram.count
+    if not (qs and target.module.ping and count):
         return ""
-    quantiles = state.window.quantiles(perf_counter(), WINDOW_QUANTILES)
-    if quantiles is None:
-        return ""
+    figures = state.window.quantiles(perf_counter(), qs) or ()
     head = f"wsmon_ping_pong_window_seconds{o}"
-    return "".join([f"{head}{tail}{_v(value)}\n" for tail, value in zip(_QUANTILE_TAILS, quantiles, strict=True)])
+    lines = [f"{head}{tail}{_v(value)}\n" for tail, value in zip(_quantile_tails(qs), figures, strict=False)]
+    lines.append(
+        f"wsmon_ping_pong_window_seconds_sum{b} {_v(histogram.sum)}\nwsmon_ping_pong_window_seconds_count{b} {count}\n"
+    )
+    return "".join(lines)
 
 
 # Each state's three lines after the labels (one-hot), by the current state.
@@ -387,23 +446,25 @@ _COLUMNS: tuple[tuple[str, int, Column], ...] = (
     ("probe_websocket_connection_duration_seconds", _ALL, _connection_duration),
     ("probe_websocket_ping_pong_success", _ALL, _ping_success),
     ("probe_websocket_ping_pong_duration_seconds", _ALL, _ping_duration),
+    ("probe_websocket_connection_upgraded", _ALL, _upgraded),
+    ("probe_dns_lookup_time_seconds", _PROBED, _dns_lookup),
     ("probe_websocket_duration_seconds", _PROBED, _phases),
-    ("probe_websocket_status_code", _PROBED, _status_code),
+    ("probe_websocket_status_code", _PROBED, _detail(_status_code)),
     ("probe_websocket_failure_info", _ALL, _failure_info),
-    ("probe_timeout_seconds", _PROBED, _timeout),
-    ("probe_ip_protocol", _PROBED, _ip_protocol),
-    ("probe_ssl_earliest_cert_expiry", _PROBED, _cert_expiry),
-    ("probe_tls_version_info", _PROBED, _tls_version),
-    _ping_stat("probe_websocket_ping_pong_count", lambda p: p.sent, needs_rtts=False),
+    ("probe_timeout_seconds", _PROBED, _detail(_timeout)),
+    ("probe_ip_protocol", _PROBED, _detail(_ip_protocol)),
+    ("probe_ssl_earliest_cert_expiry", _PROBED, _detail(_cert_expiry)),
+    ("probe_tls_version_info", _PROBED, _detail(_tls_version)),
+    _ping_stat("probe_websocket_ping_pong_sent", lambda p: p.sent, needs_rtts=False),
     _ping_stat("probe_websocket_ping_pong_min_seconds", lambda p: p.min, needs_rtts=True),
     _ping_stat("probe_websocket_ping_pong_avg_seconds", lambda p: p.avg, needs_rtts=True),
     _ping_stat("probe_websocket_ping_pong_max_seconds", lambda p: p.max, needs_rtts=True),
     _ping_stat("probe_websocket_ping_pong_jitter_seconds", lambda p: p.jitter, needs_rtts=True),
     _ping_stat("probe_websocket_ping_pong_loss_ratio", lambda p: p.loss_ratio, needs_rtts=False),
-    ("probe_websocket_message_success", _PROBED, _steps_success),
-    ("probe_websocket_message_duration_seconds", _PROBED, _steps_duration),
-    ("probe_websocket_failed_due_to_regex", _PROBED, _steps_regex),
-    ("probe_websocket_message_value", _PROBED, _steps_value),
+    ("probe_websocket_message_success", _PROBED, _detail(_steps_success)),
+    ("probe_websocket_message_duration_seconds", _PROBED, _detail(_steps_duration)),
+    ("probe_websocket_failed_due_to_regex", _PROBED, _detail(_steps_regex)),
+    ("probe_websocket_message_value", _PROBED, _detail(_steps_value)),
     ("wsmon_probes", _ALL, _probes),
     ("wsmon_connect_duration_seconds", _ALL, _connect_histogram),
     ("wsmon_ping_pong_duration_seconds", _ALL, _ping_histogram),

@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from wsmon.config.file import Mode, Target
 from wsmon.continuous.window import RollingWindow
-from wsmon.metrics.histogram import LatencyHistogram
+from wsmon.metrics.histogram import LatencyHistogram, buckets
 from wsmon.probe.reasons import Reason
 from wsmon.probe.result import ProbeResult
 
@@ -35,6 +35,8 @@ _WINDOW_SLACK = 1.25
 _WINDOW_MAX = 4096
 RECENT_ERRORS = 10  # errors kept per target, newest first: what went wrong, and how often lately
 HEALTH_LOG = 16_384  # health changes the Store remembers for "changed since": a storm's worth
+# What every target without extracted values shares (most have none): never written to.
+_NO_VALUES: dict[str, tuple[float, float]] = {}
 
 
 class ConnectionState(StrEnum):
@@ -127,8 +129,9 @@ class TargetState:
         self._paused = False  # from the dashboard: not probed, not reconnected
         self.pings_ok = 0  # successful probes or pings
         self.failures: dict[Reason, int] = {}
-        self.connect_histogram = LatencyHistogram()
-        self.ping_histogram = LatencyHistogram()
+        bounds = buckets(target.series.buckets)
+        self.connect_histogram = LatencyHistogram(bounds)
+        self.ping_histogram = LatencyHistogram(bounds)
         capacity = min(_WINDOW_MAX, math.ceil(window / sample_interval * _WINDOW_SLACK) + 1)
         self.window = RollingWindow(window, capacity)
         self.last_error: LastError | None = None
@@ -143,7 +146,8 @@ class TargetState:
         self.last_ping_ok = False
         self.messages = 0
         self.last_message_at: float | None = None
-        self.values: dict[str, tuple[float, float]] = {}  # name → (value, unix time it last changed)
+        # name → (value, unix time it last changed); a dict of its own once there is a value
+        self.values: dict[str, tuple[float, float]] = _NO_VALUES
         self._listener = listener
         self.status = Status.DISCONNECTED if target.mode is Mode.PERSISTENT else Status.PENDING
         self.health_since = time.time()  # unix time it entered its current Health
@@ -264,6 +268,8 @@ class TargetState:
     def record_value(self, name: str, value: float) -> None:
         previous = self.values.get(name)
         if previous is None or previous[0] != value:
+            if self.values is _NO_VALUES:
+                self.values = {}
             self.values[name] = (value, time.time())
 
 

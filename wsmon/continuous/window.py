@@ -1,8 +1,10 @@
 """Rolling-window latency figures (p50/p90/p99/min/max over the last few minutes), in memory.
 
 A window holds its samples in a ring of fixed capacity: float32 values (to ~0.1 µs below a
-second: far finer than any network) and uint32 deciseconds of the monotonic clock. Memory
-per target is therefore bounded whatever the uptime: 8 bytes a sample, ``capacity`` samples.
+second: far finer than any network) and deciseconds of the monotonic clock, counted from a
+base the window moves forward now and then, in 16 bits (32 for windows longer than ~50
+minutes). Memory per target is therefore bounded whatever the uptime: 6 bytes a sample
+(8 for long windows), ``capacity`` samples.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from functools import lru_cache
 
+import numpy
+import numpy.typing as npt
+
 __all__ = ["RollingWindow", "quantile"]
 
 _TICKS_PER_SECOND = 10
+_SHORT_SPAN = 30_000  # ticks (50 minutes): windows up to this long keep their times in 16 bits
 
 
 def quantile(ordered: Sequence[float], q: float) -> float:
@@ -33,20 +39,27 @@ def quantile(ordered: Sequence[float], q: float) -> float:
 
 
 class RollingWindow:
-    __slots__ = ("_count", "_head", "_span", "_times", "_values", "capacity")
+    __slots__ = ("_base", "_count", "_head", "_limit", "_span", "_times", "_values", "capacity")
 
     def __init__(self, span: float, capacity: int) -> None:
         self._span = int(span * _TICKS_PER_SECOND)
         self.capacity = capacity
         self._values = array("f")
-        self._times = array("I")
+        short = self._span <= _SHORT_SPAN
+        self._times = array("H" if short else "I")  # ticks since ``_base``
+        self._limit = 0xFFFF if short else 0xFFFFFFFF  # the largest time the array holds
+        self._base = 0  # the tick the times count from
         self._head = 0  # index of the oldest sample
         self._count = 0
 
     def add(self, value: float, now: float) -> None:
         """Add a sample taken at ``now`` (monotonic seconds); the oldest goes when full."""
-        tick = int(now * _TICKS_PER_SECOND)
+        tick = int(now * _TICKS_PER_SECOND) - self._base
         self._expire(tick)
+        if not 0 <= tick <= self._limit:
+            # Past what the array holds: count from later. Before the base (a sample older than
+            # the window): as the oldest there can be.
+            tick = self._rebase(tick) if tick > 0 else 0
         if len(self._values) < self.capacity and self._count == len(self._values):
             # Grow while young: a probe every 30 s needs 10 slots, not the capacity.
             self._rotate_to_zero()  # (replaces the arrays: no references to the old ones here)
@@ -69,6 +82,14 @@ class RollingWindow:
             self._times = self._times[self._head :] + self._times[: self._head]
             self._head = 0
 
+    def _rebase(self, tick: int) -> int:
+        """Count from the oldest time a live sample can have (``tick`` less the span): every
+        ~100 minutes for a 5-minute window. ``tick`` from the new base is returned."""
+        shift = tick - self._span
+        self._base += shift
+        self._times = array(self._times.typecode, [max(t - shift, 0) for t in self._times])
+        return tick - shift
+
     def _expire(self, tick: int) -> None:
         oldest = tick - self._span
         times = self._times
@@ -77,46 +98,66 @@ class RollingWindow:
             self._head = (self._head + 1) % size
             self._count -= 1
 
+    def _live(self, now: float) -> list[tuple[int, int]]:
+        """Where the samples of the last ``span`` seconds are: one or two index ranges, oldest first.
+
+        Times grow in ring order, so the expired samples are the first few: found by bisection
+        (a scrape reads every window: stepping over the ~75 expired samples of a full 5-minute
+        window one by one in Python took ~40 % of reading it).
+        """
+        oldest = int(now * _TICKS_PER_SECOND) - self._base - self._span
+        times, head, count = self._times, self._head, self._count
+        if not count:
+            return []
+        size = len(times)
+        end = head + count
+        if end <= size:
+            return [(bisect_left(times, oldest, head, end), end)]
+        end -= size  # the live samples wrap: [head, size) then [0, end)
+        if times[size - 1] >= oldest:
+            return [(bisect_left(times, oldest, head, size), size), (0, end)]
+        return [(bisect_left(times, oldest, 0, end), end)]
+
     def samples(self, now: float) -> list[float]:
         """The samples of the last ``span`` seconds, oldest first.
 
         Reading changes nothing: the window is written by the event loop only.
         """
-        oldest = int(now * _TICKS_PER_SECOND) - self._span
-        values, times, head, count = self._values, self._times, self._head, self._count
-        if not count:
-            return []
-        size = len(values)
-        end = head + count
-        # Times grow in ring order, so the expired samples are the first few: found by bisection
-        # (a scrape reads every window: stepping over the ~75 expired samples of a full 5-minute
-        # window one by one in Python took ~40 % of reading it).
-        if end <= size:
-            return values[bisect_left(times, oldest, head, end) : end].tolist()
-        end -= size  # the live samples wrap: [head, size) then [0, end)
-        if times[size - 1] >= oldest:
-            return values[bisect_left(times, oldest, head, size) :].tolist() + values[:end].tolist()
-        return values[bisect_left(times, oldest, 0, end) : end].tolist()
+        values, out = self._values, []
+        for start, end in self._live(now):
+            out += values[start:end].tolist()
+        return out
 
     def quantiles(self, now: float, qs: Sequence[float]) -> list[float] | None:
-        """The q-quantiles of the live samples (as ``quantile`` computes them); None when there are none."""
-        ordered = self.samples(now)
-        if not ordered:
+        """The q-quantiles of the live samples (as ``quantile`` computes them); None when there are none.
+
+        Sorted by numpy, in place of a list of Python floats: ~4 µs a window of 300 samples
+        against ~24 µs, which is most of a 10,000-target scrape (bench/README.md). The float32
+        values and the arithmetic on them are the same either way.
+        """
+        live = self._live(now)
+        if not live or live[-1][0] == live[-1][1]:
             return None
-        ordered.sort()  # in place: ``samples`` made the list for us
-        return [
-            ordered[low] + (ordered[high] - ordered[low]) * part for low, high, part in _ranks(len(ordered), tuple(qs))
-        ]
+        values = numpy.frombuffer(self._values, dtype=numpy.float32)  # a view of the array, for now
+        parts = [values[start:end] for start, end in live]
+        ordered = numpy.sort(parts[0] if len(parts) == 1 else numpy.concatenate(parts))
+        picks, ranks = _ranks(len(ordered), tuple(qs))
+        chosen = ordered[picks].tolist()
+        return [chosen[low] + (chosen[high] - chosen[low]) * part for low, high, part in ranks]
 
 
 @lru_cache(maxsize=64)
-def _ranks(count: int, qs: tuple[float, ...]) -> tuple[tuple[int, int, float], ...]:
-    """For each q, the two closest ranks among ``count`` sorted samples and the weight of the
-    upper one: ``quantile``'s arithmetic, done once per window size instead of once per window.
+def _ranks(count: int, qs: tuple[float, ...]) -> tuple[npt.NDArray[numpy.intp], tuple[tuple[int, int, float], ...]]:
+    """For ``count`` sorted samples: the ranks ``quantile`` reads for each q (to pick at once),
+    and for each q, where its two closest ranks are among those picked and the weight of the
+    upper one. ``quantile``'s arithmetic, done once per window size instead of once per window.
     """
-    ranks = []
+    positions = []
     for q in qs:
         position = q * (count - 1)
         low = math.floor(position)
-        ranks.append((low, min(low + 1, count - 1), position - low))
-    return tuple(ranks)
+        positions.append((low, min(low + 1, count - 1), position - low))
+    picked = sorted({rank for low, high, _ in positions for rank in (low, high)})
+    index = {rank: i for i, rank in enumerate(picked)}
+    ranks = tuple((index[low], index[high], part) for low, high, part in positions)
+    return numpy.array(picked, dtype=numpy.intp), ranks

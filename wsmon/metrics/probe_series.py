@@ -6,10 +6,12 @@ see each other's values) and by continuous mode (one result per target, with its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from wsmon.metrics.sinks import Families, Sink
 from wsmon.probe.result import ProbeResult
 
-__all__ = ["PROBE_FAMILIES", "write_connection", "write_result"]
+__all__ = ["PROBE_FAMILIES", "blackbox_phases", "write_connection", "write_result"]
 
 # The first six keep the HELP texts of the original exporter guides.
 _HELP: dict[str, str] = {
@@ -19,6 +21,9 @@ _HELP: dict[str, str] = {
     "probe_websocket_connection_duration_seconds": "Duration of the WebSocket connection establishment",
     "probe_websocket_ping_pong_success": "Displays whether the WebSocket ping-pong was successful",
     "probe_websocket_ping_pong_duration_seconds": "Duration between ping and pong messages",
+    # blackbox_exporter's websocket prober's names, for the targets that ask for them (``blackbox``).
+    "probe_websocket_connection_upgraded": "Indicates if the websocket connection was successfully upgraded",
+    "probe_dns_lookup_time_seconds": "Returns the time taken for probe dns lookup in seconds",
     "probe_websocket_duration_seconds": "Duration of each probe phase in seconds",
     "probe_websocket_status_code": "HTTP status code of the answer to the WebSocket upgrade request",
     "probe_websocket_failure_info": "Why the probe failed (1 for the reason)",
@@ -26,7 +31,7 @@ _HELP: dict[str, str] = {
     "probe_ip_protocol": "IP protocol of the connection (4 or 6)",
     "probe_ssl_earliest_cert_expiry": "Unix time at which the server's certificate expires",
     "probe_tls_version_info": "TLS version of the connection",
-    "probe_websocket_ping_pong_count": "Pings sent in this probe",
+    "probe_websocket_ping_pong_sent": "Pings sent in this probe",
     "probe_websocket_ping_pong_min_seconds": "Fastest ping-pong round trip of this probe",
     "probe_websocket_ping_pong_avg_seconds": "Mean ping-pong round trip of this probe",
     "probe_websocket_ping_pong_max_seconds": "Slowest ping-pong round trip of this probe",
@@ -41,9 +46,35 @@ _HELP: dict[str, str] = {
 
 PROBE_FAMILIES: Families = {name: ("gauge", doc) for name, doc in _HELP.items()}
 
+# wsmon's phases as blackbox_exporter's websocket prober names them: the TLS and HTTP upgrade
+# handshakes are its "processing", the message exchange its "transfer". Ping and close, which
+# it does not have, keep their names: the phases still add up to the probe.
+_BLACKBOX_PHASES = {"tls": "processing", "upgrade": "processing", "message": "transfer"}
 
-def write_result(sink: Sink, result: ProbeResult, *, ping_enabled: bool) -> None:
-    """The series of one probe result, under the sink's current target labels."""
+
+def blackbox_phases(phases: Mapping[str, float]) -> dict[str, float]:
+    """``phases`` (seconds by wsmon's phase) under blackbox_exporter's phase names."""
+    named: dict[str, float] = {}
+    for phase, seconds in phases.items():
+        name = _BLACKBOX_PHASES.get(phase, phase)
+        named[name] = named.get(name, 0.0) + seconds
+    return named
+
+
+def write_result(
+    sink: Sink,
+    result: ProbeResult,
+    *,
+    ping_enabled: bool,
+    phases: bool = True,
+    details: bool = True,
+    blackbox: bool = False,
+) -> None:
+    """The series of one probe result, under the sink's current target labels.
+
+    ``phases``, ``details`` and ``blackbox``: the switches of a target's series budget
+    (``wsmon.config.series``).
+    """
     put = sink.sample
     put("probe_success", float(result.success))
     put("probe_duration_seconds", result.duration)
@@ -55,12 +86,25 @@ def write_result(sink: Sink, result: ProbeResult, *, ping_enabled: bool) -> None
         rtt = result.ping_rtt
         if rtt is not None:
             put("probe_websocket_ping_pong_duration_seconds", rtt)
-    for phase, seconds in result.phases.items():
-        put("probe_websocket_duration_seconds", seconds, (("phase", str(phase)),))
-    if result.status_code is not None:
+    if blackbox:
+        put("probe_websocket_connection_upgraded", float(result.up))
+        if "resolve" in result.phases:
+            put("probe_dns_lookup_time_seconds", result.phases["resolve"])
+    if phases:
+        named = blackbox_phases(result.phases) if blackbox else result.phases
+        for phase, seconds in named.items():
+            put("probe_websocket_duration_seconds", seconds, (("phase", str(phase)),))
+    if details and result.status_code is not None:
         put("probe_websocket_status_code", result.status_code)
     if result.reason is not None:
         put("probe_websocket_failure_info", 1.0, (("reason", str(result.reason)),))
+    if details:
+        _write_details(sink, result)
+
+
+def _write_details(sink: Sink, result: ProbeResult) -> None:
+    """What a probe found beyond the seed's gauges: deadline, IP, TLS, multi-ping, message steps."""
+    put = sink.sample
     put("probe_timeout_seconds", result.timeout)
     if result.ip_protocol is not None:
         put("probe_ip_protocol", result.ip_protocol)
@@ -70,7 +114,7 @@ def write_result(sink: Sink, result: ProbeResult, *, ping_enabled: bool) -> None
         put("probe_tls_version_info", 1.0, (("version", result.tls_version),))
     ping = result.ping
     if ping is not None and ping.sent > 1:
-        put("probe_websocket_ping_pong_count", ping.sent)
+        put("probe_websocket_ping_pong_sent", ping.sent)
         put("probe_websocket_ping_pong_loss_ratio", ping.loss_ratio)
         if ping.rtts:
             put("probe_websocket_ping_pong_min_seconds", ping.min)
@@ -96,6 +140,7 @@ def write_connection(
     ping_ok: bool,
     rtt: float | None,
     reason: str | None,
+    blackbox: bool = False,
 ) -> None:
     """The seed series for a persistent connection: the state of its latest ping."""
     put = sink.sample
@@ -108,5 +153,7 @@ def write_connection(
         put("probe_websocket_ping_pong_success", float(up and ping_ok))
         if up and rtt is not None:  # a round trip of a connection that is gone is no news
             put("probe_websocket_ping_pong_duration_seconds", rtt)
+    if blackbox:
+        put("probe_websocket_connection_upgraded", float(up))
     if reason is not None and not success:
         put("probe_websocket_failure_info", 1.0, (("reason", reason),))

@@ -23,6 +23,7 @@ series are defined once and encoded three ways.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import cramjam
 
@@ -165,6 +166,12 @@ class RemoteWriteSink:
         for le, count in histogram.cumulative():
             self._series(before + encoded(("le", le)) + runs[2], float(count))
         self._put(f"{family}_sum", histogram.sum)
+        self._put(f"{family}_count", float(count))
+
+    def summary(self, family: str, quantiles: Sequence[tuple[str, float]], total: float, count: int) -> None:
+        for q, value in quantiles:
+            self._put(family, value, (("quantile", q),))
+        self._put(f"{family}_sum", total)
         self._put(f"{family}_count", float(count))
 
     def body(self) -> bytes:

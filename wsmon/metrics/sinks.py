@@ -15,14 +15,14 @@ through a sink, so each series is defined once and can be encoded two ways:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Protocol
 
 from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
-from wsmon.metrics.histogram import BUCKET_LABELS, LatencyHistogram
+from wsmon.metrics.histogram import LatencyHistogram
 
 __all__ = ["Families", "Labels", "MetricSink", "Sink", "TextSink", "format_value", "histogram_text", "label_text"]
 
@@ -48,12 +48,6 @@ def format_value(value: float) -> str:
     return _number(value)
 
 
-# The bucket lines of a histogram after each line's `name_bucket{labels,` (written as \0: the
-# labels are put in last, so nothing in them is ever taken for a placeholder), the cumulative
-# counts as %d. One formatting and one replace per histogram: ~20 % faster than a line at a time.
-_BUCKET_LINES = "".join(f'\0le="{le}"}} %d\n' for le in BUCKET_LABELS)
-
-
 def histogram_text(family: str, histogram: LatencyHistogram, braced: str, opened: str) -> str:
     """The ``_bucket``, ``_sum`` and ``_count`` lines of one histogram, each ending in a newline.
 
@@ -61,7 +55,7 @@ def histogram_text(family: str, histogram: LatencyHistogram, braced: str, opened
     the closing brace (or only ``{``), ready for ``le``.
     """
     cumulative = tuple(accumulate(histogram.counts))
-    buckets = (_BUCKET_LINES % cumulative).replace("\0", f"{family}_bucket{opened}")
+    buckets = (histogram.buckets.lines % cumulative).replace("\0", f"{family}_bucket{opened}")
     return f"{buckets}{family}_sum{braced} {format_value(histogram.sum)}\n{family}_count{braced} {cumulative[-1]}\n"
 
 
@@ -83,6 +77,9 @@ class Sink(Protocol):
 
     def histogram(self, family: str, histogram: LatencyHistogram) -> None: ...
 
+    def summary(self, family: str, quantiles: Sequence[tuple[str, float]], total: float, count: int) -> None:
+        """A summary: (quantile label value, figure) pairs, then ``_sum`` and ``_count``."""
+
 
 class MetricSink:
     def __init__(self, families: Families) -> None:
@@ -103,6 +100,13 @@ class MetricSink:
         for le, count in histogram.cumulative():
             metric.add_sample(f"{family}_bucket", {**self._labels, "le": le}, count)
         metric.add_sample(f"{family}_sum", self._labels, histogram.sum)
+        metric.add_sample(f"{family}_count", self._labels, count)
+
+    def summary(self, family: str, quantiles: Sequence[tuple[str, float]], total: float, count: int) -> None:
+        metric = self._metrics[family]
+        for q, value in quantiles:
+            metric.add_sample(family, {**self._labels, "quantile": q}, value)
+        metric.add_sample(f"{family}_sum", self._labels, total)
         metric.add_sample(f"{family}_count", self._labels, count)
 
     def collect(self) -> Iterable[Metric]:
@@ -140,6 +144,13 @@ class TextSink:
         for le, count in histogram.cumulative():
             lines.append(f'{prefix}le="{le}"}} {count}')
         lines.append(f"{family}_sum{self._braced} {_number(histogram.sum)}")
+        lines.append(f"{family}_count{self._braced} {count}")
+
+    def summary(self, family: str, quantiles: Sequence[tuple[str, float]], total: float, count: int) -> None:
+        lines = self._lines[family]
+        prefix = f"{family}{{{self._base}," if self._base else f"{family}{{"
+        lines.extend(f'{prefix}quantile="{q}"}} {_number(value)}' for q, value in quantiles)
+        lines.append(f"{family}_sum{self._braced} {_number(total)}")
         lines.append(f"{family}_count{self._braced} {count}")
 
     def render(self) -> bytes:

@@ -2,14 +2,18 @@
 
 - ``/-/healthy``, ``/-/ready`` and the ``/ws/echo`` endpoint: open (health checks, self-checks).
 - ``/dashboard`` and ``/api/…``: administrators only. Without any user or token under
-  ``[web]`` they are off. Unauthenticated → 401, a viewer changing something → 403.
+  ``[web]`` they are off. Unauthenticated → 401, a viewer changing something → 403; a browser
+  without credentials asking for the dashboard page is sent to the login form (303).
+- ``/login``, ``/logout``: the login form (``wsmon.web.login``), open when the dashboard is on.
 - ``/metrics``, ``/probe``, ``/``: open, unless ``[web] protect_all = true``.
 - ``POST /-/reload``: open without users (like the exporter it was), admin-only with them.
 
-State-changing requests from browsers are protected against cross-site request forgery
-twice: their ``Origin`` must be wsmon's own (scheme, host and port), and they must carry the
-``X-CSRF-Token`` that only an authenticated page can read. Bearer-token clients are exempt
-from the token (a browser never sends a bearer token on its own).
+Credentials are an ``Authorization`` header (HTTP Basic, a bearer token) or the session cookie
+of the login form. State-changing requests from browsers are protected against cross-site
+request forgery twice: their ``Origin`` must be wsmon's own (scheme, host and port), and they
+must carry the ``X-CSRF-Token`` that only an authenticated page can read. Bearer-token
+clients are exempt from the token (a browser never sends a bearer token on its own). Logging
+in and out needs the same origin but no token (there is none before a login).
 
 Who the client is (its address for the login limit, the scheme it used for the origin check)
 is what the connection says, unless the peer is one of ``[web] trusted_proxies``: then it is
@@ -28,7 +32,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wsmon.config.web import WebConfig
 from wsmon.errors import TooManyFailures
-from wsmon.web.auth import Authenticator, Identity
+from wsmon.web.auth import Identity
+from wsmon.web.login import Logins, too_many_failures
 
 __all__ = ["AccessControl", "ForwardedHeaders"]
 
@@ -39,6 +44,8 @@ _OPEN = ("/-/healthy", "/-/ready")
 def _area(path: str) -> str:
     if path in _OPEN:
         return "open"
+    if path in ("/login", "/logout") or path.startswith("/login/"):
+        return "login"
     if path == "/dashboard" or path.startswith(("/dashboard/", "/api/")):
         return "admin"
     if path == "/-/reload":
@@ -115,16 +122,10 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 class AccessControl:
-    def __init__(self, app: ASGIApp, web: Callable[[], WebConfig], csrf_token: str) -> None:
+    def __init__(self, app: ASGIApp, logins: Logins, csrf_token: str) -> None:
         self._app = app
-        self._web = web
-        self._authenticator: tuple[WebConfig, Authenticator] | None = None
+        self._logins = logins
         self.csrf_token = csrf_token
-
-    def _auth(self, web: WebConfig) -> Authenticator:
-        if self._authenticator is None or self._authenticator[0] is not web:
-            self._authenticator = (web, Authenticator(web))  # a reload may change the users
-        return self._authenticator[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,27 +133,30 @@ class AccessControl:
             return
         path, method = scope["path"], scope["method"]
         area = _area(path)
-        web = self._web()
+        web, _ = self._logins.current()
         protected = (
             area == "admin" or (area == "reload" and web.dashboard_enabled) or (area == "public" and web.protect_all)
         )
-        if area == "admin" and not web.dashboard_enabled:
+        if area in ("admin", "login") and not web.dashboard_enabled:
             await _reply(send, 404, "the dashboard is off: add a user under [web.users.<name>] (see README)")
             return
+        if area == "login" and method not in _SAFE_METHODS:
+            problem = _cross_site(_headers(scope), scope["scheme"])
+            if problem:
+                await _reply(send, 403, problem)
+                return
         if not protected:
             await self._app(scope, receive, send)
             return
         headers = _headers(scope)
         client = (scope.get("client") or ("?", 0))[0]
         try:
-            identity = await self._auth(web).identify(headers.get("authorization"), client)
+            identity = await self._logins.identify(headers, client)
         except TooManyFailures as exc:
-            await _reply(
-                send, 429, "too many failed logins: try again later", {"retry-after": str(int(exc.retry_after) + 1)}
-            )
+            await _reply(send, 429, "too many failed logins: try again later", too_many_failures(exc))
             return
         if identity is None:
-            await _reply(send, 401, "log in to use this", {"www-authenticate": 'Basic realm="wsmon", charset="UTF-8"'})
+            await self._unauthenticated(send, path, method, headers, web)
             return
         if method not in _SAFE_METHODS:
             problem = self._forbidden(identity, headers, scope["scheme"])
@@ -162,18 +166,40 @@ class AccessControl:
         scope.setdefault("state", {})["identity"] = identity
         await self._app(scope, receive, send)
 
+    @staticmethod
+    async def _unauthenticated(send: Send, path: str, method: str, headers: dict[str, str], web: WebConfig) -> None:
+        """401; or, for the dashboard page asked for without credentials, the login form (303).
+
+        The Basic challenge is left out of answers to a page's own requests (``fetch``): a
+        browser would pop up its password dialog over the dashboard instead of letting the
+        page go to the login form."""
+        if path == "/dashboard" and method in ("GET", "HEAD") and "authorization" not in headers and web.users:
+            await _reply(send, 303, "log in first: see the login page", {"location": "login"})
+            return
+        from_page = headers.get("sec-fetch-mode", "navigate") != "navigate"
+        challenge = {} if from_page else {"www-authenticate": 'Basic realm="wsmon", charset="UTF-8"'}
+        await _reply(send, 401, "log in to use this", challenge)
+
     def _forbidden(self, identity: Identity, headers: dict[str, str], scheme: str) -> str | None:
         """Why a state-changing request must be refused, or None."""
         if identity.role != "admin":
             return "your role may look but not change anything (admin needed)"
-        origin = headers.get("origin")
-        if origin is not None and not _same_origin(origin, scheme, headers.get("host", "")):
-            return "cross-site request refused"
-        if headers.get("sec-fetch-site") == "cross-site":
-            return "cross-site request refused"
+        cross_site = _cross_site(headers, scheme)
+        if cross_site:
+            return cross_site
         if not identity.by_token and not hmac.compare_digest(headers.get("x-csrf-token", ""), self.csrf_token):
             return "missing or wrong X-CSRF-Token (read it from GET /api/session)"
         return None
+
+
+def _cross_site(headers: dict[str, str], scheme: str) -> str | None:
+    """Why a state-changing request looks cross-site (``Origin``, ``Sec-Fetch-Site``), or None."""
+    origin = headers.get("origin")
+    if origin is not None and not _same_origin(origin, scheme, headers.get("host", "")):
+        return "cross-site request refused"
+    if headers.get("sec-fetch-site") == "cross-site":
+        return "cross-site request refused"
+    return None
 
 
 def _same_origin(origin: str, scheme: str, host: str) -> bool:

@@ -2,11 +2,12 @@
 
 | method | path | what |
 | --- | --- | --- |
-| GET | /api/session | who you are, your role, the CSRF token for changes |
+| GET | /api/session | who you are, your role, the CSRF token for changes, ``[web] base_url`` redacted |
 | GET | /api/summary | counts by status, fleet latency, worst offenders, changes since a version |
 | GET | /api/targets | one page of targets (``q``, ``status``, ``sort``, ``limit``, ``offset``) and the totals |
 | GET | /api/targets/{name} | one target in detail: its last errors, its window, its counters |
-| POST | /api/targets | add a target: ``{"name", "url", "mode", "module", …}`` (validated like the config) |
+| POST | /api/targets | add a target: ``{"name", "url", "mode", "module", …}`` (validated like the config), or |
+| | | ``{"endpoint", …}`` instead of ``url``: ``[web] base_url`` + that name (``name`` defaults to it) |
 | DELETE | /api/targets/{name} | remove it |
 | POST | /api/targets/{name}/pause | stop probing it / close its connection, no auto-reconnect |
 | POST | /api/targets/{name}/reconnect | resume it, or reconnect a persistent one now |
@@ -36,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from wsmon.config.web import MAX_ENDPOINT
 from wsmon.continuous.monitor import Monitor
 from wsmon.errors import ConfigError
 from wsmon.redact import secrets
@@ -46,7 +48,7 @@ log = structlog.get_logger("wsmon")
 
 __all__ = ["api_routes"]
 
-_ADD_KEYS = {"name", "url", "mode", "module", "interval", "timeout", "labels"}
+_ADD_KEYS = {"name", "url", "endpoint", "mode", "module", "interval", "timeout", "labels"}
 MAX_LABELS = 32  # a target's own labels: each one is on every series of the target
 MAX_NAME = 128  # characters of a target's name, a label's name or a module's name
 MAX_LABEL_VALUE = 1024
@@ -62,7 +64,10 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
 
     async def session(request: Request) -> JSONResponse:
         identity = request.state.identity
-        return JSONResponse({"user": identity.name, "role": identity.role, "csrf_token": csrf_token()})
+        base_url = monitor.live.current.web.redacted_base_url if monitor is not None else None
+        return JSONResponse(
+            {"user": identity.name, "role": identity.role, "csrf_token": csrf_token(), "base_url": base_url}
+        )
 
     fleet = None if monitor is None else Fleet(monitor.store)
 
@@ -129,6 +134,8 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
             return _error(400, f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(_ADD_KEYS))}")
         if "${" in str(table.get("url", "")):
             return _error(400, "a target added here takes a literal URL: ${VAR} works in the config file only")
+        if "endpoint" in table and "name" not in table and isinstance(table["endpoint"], str):
+            table["name"] = table["endpoint"]  # "data-feed" names the target as the endpoint
         too_large = _too_large(table)
         if too_large:
             return _error(400, too_large)
@@ -173,7 +180,14 @@ def api_routes(monitor: Monitor | None, csrf_token: Callable[[], str]) -> list[R
 def _too_large(table: dict[str, Any]) -> str | None:
     """What in an "add a target" body is beyond the API's bounds, or None (types are checked
     later, as the config file's are)."""
-    for key, limit in (("name", MAX_NAME), ("module", MAX_NAME), ("mode", MAX_NAME), ("url", MAX_URL)):
+    bounds = (
+        ("name", MAX_NAME),
+        ("module", MAX_NAME),
+        ("mode", MAX_NAME),
+        ("url", MAX_URL),
+        ("endpoint", MAX_ENDPOINT),
+    )
+    for key, limit in bounds:
         value = table.get(key)
         if isinstance(value, str) and len(value) > limit:
             return f"{key} is longer than {limit} characters"

@@ -45,6 +45,7 @@ from wsmon.probe.timeouts import probe_timeout
 from wsmon.web.access import AccessControl, ForwardedHeaders
 from wsmon.web.api import api_routes
 from wsmon.web.limits import BodyLimit, ProbeSlots, WebLimits
+from wsmon.web.login import Logins, login_routes
 from wsmon.ws.url import parse_target
 
 __all__ = ["ECHO_PATH", "ExporterState", "create_app"]
@@ -133,7 +134,9 @@ async def _probe(request: Request) -> Response:
         return _unavailable("wsmon is out of file descriptors: try again later")
     metrics.observe(module_name, result)
     families = MetricSink(PROBE_FAMILIES)
-    write_result(families, result, ping_enabled=module.ping)
+    # /probe is not budgeted (its scraper asks for this one result), but for the names it uses.
+    blackbox = (configured.series if configured else state.config.settings.series).blackbox
+    write_result(families, result, ping_enabled=module.ping, blackbox=blackbox)
     if debug and log is not None:
         text, _ = render(families, "text/plain")
         body = "Logs for the probe:\n" + "\n".join(log.lines) + "\n\nMetrics that would have been returned:\n"
@@ -266,16 +269,19 @@ _PAGE_HEADERS = {
 
 def create_app(state: ExporterState) -> Starlette:
     csrf_token = secrets.token_urlsafe(32)  # per process: a restart makes pages fetch a new one
+    logins = Logins(lambda: state.config.web)
+    login_assets = {name: _STATIC / name for name in ("login.js", "login.css")}
     app = Starlette(
         middleware=[
             Middleware(ForwardedHeaders, web=lambda: state.config.web),  # first: who the client is
-            Middleware(AccessControl, web=lambda: state.config.web, csrf_token=csrf_token),
+            Middleware(AccessControl, logins=logins, csrf_token=csrf_token),
             Middleware(BodyLimit, limits=state.limits),  # after the login: strangers' bodies are not read
         ],
         routes=[
             Route("/dashboard", _dashboard),
             Mount("/dashboard/static", StaticFiles(directory=_STATIC), name="static"),
             *api_routes(state.monitor, lambda: csrf_token),
+            *login_routes(logins, _STATIC / "login.html", login_assets, _PAGE_HEADERS),
             Route("/", _index),
             Route(state.probe_path, _probe),
             Route(state.telemetry_path, _metrics),

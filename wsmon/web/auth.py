@@ -1,4 +1,5 @@
-"""Who is asking: HTTP Basic (bcrypt-hashed passwords) or a bearer token, with a role.
+"""Who is asking: HTTP Basic or the login form (bcrypt-hashed passwords), or a bearer token,
+with a role.
 
 Failed logins are rate-limited per client address and per user name, and logged with the user
 name they tried, never with what they sent as a password or token. An attempt is counted
@@ -57,7 +58,7 @@ def _dummy_hash(hashes: list[bytes]) -> bytes:
 
 class Authenticator:
     def __init__(self, web: WebConfig) -> None:
-        self._users = {u.name: u for u in web.users}
+        self.users = {u.name: u for u in web.users}
         self._tokens = web.tokens
         self._failures: dict[str, deque[float]] = {}  # "addr <ip>" / "user <name>" → attempt times
         self._verified: dict[bytes, Identity] = {}
@@ -74,7 +75,19 @@ class Authenticator:
             return None
         scheme, _, credentials = authorization.partition(" ")
         scheme, credentials = scheme.lower(), credentials.strip()
-        name, password = _basic_parts(credentials) if scheme == "basic" else (None, None)
+        if scheme == "basic":
+            return await self.log_in(*_basic_parts(credentials), client)
+        now = self._now()
+        keys = [f"addr {client}"]
+        self._check_budget(keys, now)
+        attempts = [self._record(key, now) for key in keys]  # counted before the check
+        identity = self._bearer(credentials) if scheme == "bearer" else None
+        return self._settled(identity, "(token)" if scheme == "bearer" else "?", client, attempts, now)
+
+    async def log_in(self, name: str | None, password: str | None, client: str) -> Identity | None:
+        """The user a name and password prove (HTTP Basic, or the login form), None if they do
+        not. Raises TooManyFailures for a client address or user name over its budget, before
+        checking anything."""
         known = self._verified.get(_cache_key(name, password)) if name is not None else None
         keys = [f"addr {client}"]
         if name is not None and known is None:
@@ -86,11 +99,14 @@ class Authenticator:
         if known is not None:
             return known
         attempts = [self._record(key, now) for key in keys]  # counted before the check
-        identity, tried = None, "?"
-        if scheme == "basic":
-            identity, tried = await self._basic(name, password)
-        elif scheme == "bearer":
-            identity, tried = self._bearer(credentials), "(token)"
+        identity, tried = await self._basic(name, password)
+        return self._settled(identity, tried, client, attempts, now)
+
+    def _settled(
+        self, identity: Identity | None, tried: str, client: str, attempts: list[deque[float]], now: float
+    ) -> Identity | None:
+        """``identity``, once a failure is logged (never with what was sent) or a success taken
+        back from the counts it was added to."""
         if identity is None:
             log.warning("login failed", user=tried, client=client)
         else:
@@ -128,7 +144,7 @@ class Authenticator:
     async def _basic(self, name: str | None, password: str | None) -> tuple[Identity | None, str]:
         if name is None or password is None:
             return None, "?"
-        user = self._users.get(name)
+        user = self.users.get(name)
         # Whether the name exists or not, bcrypt runs (in a thread: ~0.2 s, or every ping would
         # wait for it). bcrypt 5 refuses passwords past 72 bytes: those check their first 72
         # bytes against the dummy, which no password matches.

@@ -10,13 +10,13 @@ from typing import Any
 
 from wsmon.config.file import Mode
 from wsmon.continuous.store import LastError, TargetState
-from wsmon.continuous.window import quantile
 from wsmon.redact import secrets
 
 __all__ = ["detail_view", "error_view", "milliseconds", "target_view"]
 
 HISTORY = 30  # latency samples per row, for its small sparkline
 DETAIL_HISTORY = 240  # points of the detail's sparkline: the whole window, the highest of each stretch
+_QUANTILES = (0.5, 0.99)
 
 
 def milliseconds(seconds: float | None) -> float | None:
@@ -32,13 +32,13 @@ def error_view(error: LastError | None) -> dict[str, Any] | None:
 def target_view(state: TargetState, runtime: bool, now: float, url: str | None = None) -> dict[str, Any]:
     """A row: status, latency now and over the window, the last error (``now``: perf_counter;
     ``url``: the redacted URL when the caller has it at hand)."""
-    return _view(state, runtime, state.window.samples(now), url)
+    return _view(state, runtime, now, state.window.samples(now), url)
 
 
-def _view(state: TargetState, runtime: bool, samples: list[float], url: str | None) -> dict[str, Any]:
+def _view(state: TargetState, runtime: bool, now: float, samples: list[float], url: str | None) -> dict[str, Any]:
     target = state.target
     persistent = target.mode is Mode.PERSISTENT
-    ordered = sorted(samples)
+    p50, p99 = state.window.quantiles(now, _QUANTILES) or (None, None)
     return {
         "name": target.name,
         "url": target.redacted_url if url is None else url,
@@ -48,8 +48,8 @@ def _view(state: TargetState, runtime: bool, samples: list[float], url: str | No
         "status": str(state.status),
         "since": state.health_since,
         "latency_ms": milliseconds(state.last_rtt),
-        "p50_ms": milliseconds(quantile(ordered, 0.5)),
-        "p99_ms": milliseconds(quantile(ordered, 0.99)),
+        "p50_ms": milliseconds(p50),
+        "p99_ms": milliseconds(p99),
         "history_ms": [milliseconds(s) for s in samples[-HISTORY:]],
         "auto_reconnect": persistent and not state.paused,
         "paused": state.paused,
@@ -64,7 +64,7 @@ def detail_view(state: TargetState, runtime: bool, now: float) -> dict[str, Any]
     times, the whole window's sparkline, counters, timing settings."""
     target = state.target
     samples = state.window.samples(now)
-    view = _view(state, runtime, samples, None)
+    view = _view(state, runtime, now, samples, None)
     view.update(
         history_ms=[milliseconds(s) for s in _peaks(samples, DETAIL_HISTORY)],
         samples=len(samples),

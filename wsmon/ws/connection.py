@@ -105,6 +105,13 @@ class ClientConnection(asyncio.Protocol):
             self.opened.set_exception(ConnectionClosed(f"the server closed the connection{why}"))
         self.lost(exc)
 
+    def settle(self) -> None:
+        """The connection is open for good: keep the answer's status and subprotocol, drop its
+        headers and the key (~600 bytes a connection, 6 MB over 10,000 persistent ones)."""
+        if self.response is not None:
+            self.response.headers.clear()  # in place: ``opened`` holds the same answer
+        self._key = ""
+
     @property
     def kernel_stamps(self) -> bool:
         """Whether the latest arrival time came from the kernel (not from when it was read)."""

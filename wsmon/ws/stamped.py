@@ -151,7 +151,7 @@ class StampedTransport(asyncio.Transport):
         ``kernel_stamps=False`` does not ask for stamps: every read is timed when read.
         """
         super().__init__()
-        self._info: dict[str, Any] = {"socket": sock}  # and the rest once asked for: two syscalls saved
+        self._info: dict[str, Any] | None = None  # the addresses, once asked for: two syscalls saved
         if sock.getblocking():  # a socket from connect_socket is not: no ioctl then
             sock.setblocking(False)
         self._loop = loop
@@ -227,7 +227,7 @@ class StampedTransport(asyncio.Transport):
             raise RuntimeError("start_tls() is for a fresh transport, once")
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._incoming, self._outgoing = incoming, outgoing
-        sslobj = self._ssl = context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=server_hostname)
+        self._ssl = context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=server_hostname)
         waiter = self._handshake = self._loop.create_future()
         try:
             self._handshake_step()
@@ -241,13 +241,6 @@ class StampedTransport(asyncio.Transport):
             self._handshake = None
             self._stop_reading()  # until start(): what arrives meanwhile waits in the kernel
         self._tls_ready = True
-        self._info.update(
-            ssl_object=sslobj,
-            sslcontext=context,
-            peercert=sslobj.getpeercert(),
-            cipher=sslobj.cipher(),
-            compression=sslobj.compression(),
-        )
 
     def start(self, protocol: asyncio.BaseProtocol) -> None:
         """Hand the connection to ``protocol``: ``connection_made(self)``, then reading starts."""
@@ -271,14 +264,37 @@ class StampedTransport(asyncio.Transport):
     # --- asyncio.Transport ------------------------------------------------------------------
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        # The TLS figures are read from the SSLObject when asked, not kept: a peer certificate
+        # alone is ~1 KB, and 10,000 persistent connections ask for none of it once open.
         if name == "kernel_stamps":
             return self.kernel_stamps
-        if name in ("peername", "sockname") and name not in self._info:
+        if name == "socket":
+            return self._sock
+        if name in ("peername", "sockname"):
+            return self._address(name, default)
+        sslobj = self._ssl if self._tls_ready else None
+        if sslobj is None:
+            return default
+        tls: dict[str, Callable[[], Any]] = {
+            "ssl_object": lambda: sslobj,
+            "sslcontext": lambda: sslobj.context,
+            "peercert": sslobj.getpeercert,
+            "cipher": sslobj.cipher,
+            "compression": sslobj.compression,
+        }
+        figure = tls.get(name)
+        return default if figure is None else figure()
+
+    def _address(self, name: str, default: Any) -> Any:
+        info = self._info
+        if info is None:
+            info = self._info = {}
+        if name not in info:
             try:
-                self._info[name] = self._sock.getpeername() if name == "peername" else self._sock.getsockname()
+                info[name] = self._sock.getpeername() if name == "peername" else self._sock.getsockname()
             except OSError:  # closed by now
                 return default
-        return self._info.get(name, default)
+        return info[name]
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol

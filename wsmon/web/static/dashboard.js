@@ -41,6 +41,7 @@
   let lastPage = null; // the last page's answer (pager, clamping)
   let lastStatuses = new Map(); // name → status on the previous render: changed rows are marked
   let searchTimer = null;
+  let leaving = false; // on the way to the login page
   const rows = new Map(); // target name → its <tr>
   const answers = new Map(); // "summary" | "page" | "detail" → {path, etag, data}
   const knownModules = new Set(["ping", "connect"]);
@@ -165,6 +166,7 @@
   // --- polling ------------------------------------------------------------------------
 
   function schedule(delay) {
+    if (leaving) return;
     clearTimeout(timer);
     timer = setTimeout(tick, delay);
   }
@@ -238,7 +240,7 @@
   function pollFailed(error) {
     sessionStale = true; // whatever happened, the next success starts with a fresh session
     if (error instanceof HttpError && error.status === 401) {
-      setBanner("Your login is not accepted any more: reload the page to sign in again. Retrying…");
+      toLogin("#ended"); // the session expired, was ended, or wsmon restarted
     } else if (error instanceof HttpError && error.status === 429) {
       setBanner("Too many failed logins from this address: " + error.message + ". Retrying…");
     } else if (error instanceof HttpError && error.status !== 502 && error.status < 503) {
@@ -248,6 +250,24 @@
       setBanner("wsmon unreachable, retrying… (since " + clock(unreachableSince) + ")");
     }
     document.body.classList.add("stale");
+  }
+
+  // --- logging in and out ---------------------------------------------------------------
+
+  function toLogin(hash) {
+    leaving = true; // no more polls
+    clearTimeout(timer);
+    window.location.replace("login" + hash);
+  }
+
+  async function onLogout() {
+    $("logout").disabled = true;
+    try {
+      await request("POST", "logout");
+    } catch (_) {
+      // unreachable: the login page says so when it does not load
+    }
+    toLogin("");
   }
 
   function setBanner(text) {
@@ -276,6 +296,9 @@
     $("who").textContent = session ? `${session.user} (${session.role})` : "Not signed in";
     document.body.classList.toggle("viewer", !admin);
     $("add-section").hidden = !admin;
+    const base = session && typeof session.base_url === "string" ? session.base_url : null;
+    $("add-endpoint-help").hidden = base === null;
+    $("add-base-url").textContent = base ?? "";
     $("viewer-note").hidden = admin || session === null;
     for (const button of document.querySelectorAll("#rows button.action, #detail-actions button")) {
       button.disabled = !admin || button.dataset.busy === "1" || button.dataset.off === "1";
@@ -913,6 +936,11 @@
       mode: value("add-mode"),
       module: value("add-module") || "ping",
     };
+    if (session && session.base_url && body.url && !body.url.includes("://")) {
+      body.endpoint = body.url; // an endpoint name, appended to [web] base_url by wsmon
+      delete body.url;
+      if (!body.name) delete body.name;
+    }
     if (value("add-interval")) body.interval = value("add-interval");
     const submit = $("add-submit");
     submit.disabled = true;
@@ -961,6 +989,7 @@
       refreshNow();
     });
     $("add-form").addEventListener("submit", onAdd);
+    $("logout").addEventListener("click", onLogout);
     $("add-form").addEventListener("input", () => {
       $("add-ok").hidden = true; // the last "Added …" is old news once the next one is typed
     });
