@@ -297,6 +297,7 @@ class WsmonProcess(_Listening):
         self.argv = _wsmon_argv(self.port, config, args)
         self.env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0  # time.monotonic() of the last start()
 
     @property
     def running(self) -> bool:
@@ -305,6 +306,7 @@ class WsmonProcess(_Listening):
 
     def start(self) -> None:
         assert self.process is None, "wsmon is running already"
+        self.started_at = time.monotonic()
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 self.argv,

@@ -5,11 +5,13 @@ As an operator meets it (logged in with the form): the page shows the fleet's to
 summary within 3 s of opening,
 the broken target first (top row, worst offenders), a search finds one target among 10,001, and
 the page left open for a minute adds at most 5 % of a core to wsmon (its CPU time, from
-/proc, against a minute-long rate measured before the page was opened). The figures of
+/proc, against the rates of 20 s before the page was opened and 20 s after it was closed). The figures of
 ``bench/dashboard_api.py`` are the benchmark; these bounds are generous on purpose.
 
-The fleet pings every 15 s (~670 pongs a second, answered by a server in the test's own
-process): every row's latency moves, so pages change between polls as in a real fleet.
+The fleet pings every 30 s (~330 pongs a second, answered by a server in the test's own
+process): rows' latencies move, so pages change between polls as in a real fleet, and wsmon's
+own background (the pings' work, which wanders by ±0.01–0.02 core from one 20 s to the next)
+stays small beside the bound.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ CONNECTED_WITHIN = 180_000 * MS  # 10,000 connections on a shared 2-core machine
 FIRST_PAINT = 3000 * MS  # the issue's bound: total and summary shown within 3 s
 SEARCH_WITHIN = 3000 * MS
 OPEN_FOR = 60_000 * MS  # "leaving it open for a minute"
-BASELINE_FOR = 20_000 * MS
+BASELINE_FOR = 20_000 * MS  # before the page is opened, and after it is closed
+SETTLED = 35_000 * MS  # after start-up: wsmon freezes its long-lived objects 30 s in
 MAX_ADDED_CORE = 0.05
 WAIT = 20_000 * MS
 
@@ -67,7 +70,7 @@ def wsmon(tmp_path_factory: pytest.TempPathFactory, fleet_server: ThreadedServer
         directory / "targets.toml",
         count=FLEET,
         port=fleet_server.port,
-        ping_interval=go_duration(15_000 * MS),
+        ping_interval=go_duration(30_000 * MS),
         login=ADMIN,
         canary_var=CANARY_VAR,
     )
@@ -83,10 +86,9 @@ def wsmon(tmp_path_factory: pytest.TempPathFactory, fleet_server: ThreadedServer
 def test_ten_thousand_targets_in_a_browser(browser: Browser, wsmon: WsmonProcess) -> None:
     counts = wait_until_connected(wsmon, FLEET, ADMIN, CONNECTED_WITHIN)
     assert (counts["connected"], counts["disconnected"]) == (FLEET, 1), f"not connected in time: {counts}"
-    time.sleep(5000 * MS)  # the start-up's last work out of the way
-    began, cpu = time.monotonic(), wsmon.cpu_seconds()
-    time.sleep(BASELINE_FOR)
-    baseline = (wsmon.cpu_seconds() - cpu) / (time.monotonic() - began)  # pings, timers: without the page
+    if "long-lived objects frozen" not in wsmon.log():  # its collection out of the way (30 s in)
+        time.sleep(max(0.0, SETTLED - (time.monotonic() - wsmon.started_at)))
+    before = cpu_rate(wsmon, BASELINE_FOR)  # pings, timers: without the page
 
     began, cpu = time.monotonic(), wsmon.cpu_seconds()  # the minute starts with the login
     page = open_page(browser, wsmon.base, ADMIN, WAIT, height=900)
@@ -129,21 +131,30 @@ def test_ten_thousand_targets_in_a_browser(browser: Browser, wsmon: WsmonProcess
     page.goto(f"{wsmon.base}/dashboard")
     expect(page.locator("#sum-total")).to_have_text("10,001")
 
-    # Left open for the rest of the minute, polling every 2 s.
+    # Left open for the rest of the minute, polling every 2 s; then closed again.
     page.wait_for_timeout(ms(max(0.0, OPEN_FOR - (time.monotonic() - began))))
-    elapsed = time.monotonic() - began
-    added = (wsmon.cpu_seconds() - cpu) / elapsed - baseline
+    opened_rate = (wsmon.cpu_seconds() - cpu) / (time.monotonic() - began)
     page.mouse.move(0, 0)  # no button hovered in the picture
     page.screenshot(path=ARTIFACTS / "dashboard-fleet.png", full_page=False)
     page.locator('#rows tr[data-name="edge-down"] .name-text').click()
     expect(page.locator("#detail-errors li").first.locator(".error-reason")).to_have_text("refused")
     page.mouse.move(0, 0)
     page.screenshot(path=ARTIFACTS / "dashboard-fleet-detail.png", full_page=False)
-    print(f"first paint {first_paint:.2f} s, search {found:.2f} s, baseline {baseline:.3f}, added {added:.3f} core")
-    assert added <= MAX_ADDED_CORE, f"the open page added {added:.3f} of a core (baseline {baseline:.3f})"
     assert page_errors == []
     assert not [r.url for r in responses if CANARY.encode() in _body(r)], "the canary reached the browser"
     page.context.close()
+    after = cpu_rate(wsmon, BASELINE_FOR)
+    added = opened_rate - (before + after) / 2
+    rates = f"{before:.3f} closed, {opened_rate:.3f} open, {after:.3f} closed"
+    print(f"first paint {first_paint:.2f} s, search {found:.2f} s; core: {rates}")
+    assert added <= MAX_ADDED_CORE, f"the open page added {added:.3f} of a core ({rates})"
+
+
+def cpu_rate(wsmon: WsmonProcess, seconds: float) -> float:
+    """wsmon's CPU time over the next ``seconds``, per second."""
+    began, cpu = time.monotonic(), wsmon.cpu_seconds()
+    time.sleep(seconds)
+    return (wsmon.cpu_seconds() - cpu) / (time.monotonic() - began)
 
 
 def _body(response: Response) -> bytes:
