@@ -17,14 +17,14 @@ median, 90th percentile and worst:
 - one target's detail.
 
 ``--chromium``: ``wsmon serve`` with N persistent targets on a loopback server in this process
-(pinging every ``--ping-interval``) and one that is down; its CPU time (``/proc``) over
-``--open-for`` seconds without a page, with the dashboard open in Debian's Chromium (logged in
-with the form at the start of the minute), and without again; and the first paint: from
-opening the dashboard (logged in) to the fleet's total shown (``--paints`` times, a new page
-each).
+(pinging every ``--ping-interval``) and one that is down, ``--settle`` seconds after its
+start-up; its CPU time (``/proc``) in turns of ``--open-for`` seconds without a page and with
+the dashboard open in Debian's Chromium (logged in with the form at the start of the turn),
+``--rounds`` open turns between closed ones; and the first paint: from opening the dashboard
+(logged in) to the fleet's total shown (``--paints`` times, a new page each).
 
     .venv/bin/python bench/dashboard_api.py                              # api, 10,000 targets
-    .venv/bin/python bench/dashboard_api.py --chromium --open-for 60     # + the browser, ~5 min
+    .venv/bin/python bench/dashboard_api.py --chromium                   # + the browser, ~8 min
     .venv/bin/python bench/dashboard_api.py --targets 1000 --requests 50 # a quick look
 
 On a shared machine, read medians; the worst case is mostly another process's turn.
@@ -233,7 +233,7 @@ def chromium_figures(args: argparse.Namespace) -> dict[str, Any]:
             counts = wait_until_connected(wsmon, args.targets, login, 600.0)
             result["connected_after_s"] = time.monotonic() - began
             result["counts"] = counts
-            time.sleep(30.0)  # start-up's freeze and collections out of the way
+            time.sleep(max(0.0, args.settle - (time.monotonic() - wsmon.started_at)))  # start-up's work done
 
             def cpu_over(seconds: float, during: Callable[[], None] | None = None) -> float:
                 began, cpu = time.monotonic(), wsmon.cpu_seconds()
@@ -253,16 +253,18 @@ def chromium_figures(args: argparse.Namespace) -> dict[str, Any]:
                     paints.append(time.monotonic() - began)
                     page.context.close()
                 result["first_paint_s"] = {"median": statistics.median(paints), "worst": max(paints)}
-                before = cpu_over(args.open_for)
-                pages = []
-                result["open_core"] = cpu_over(
-                    args.open_for, lambda: pages.append(open_page(browser, wsmon.base, login, 30.0))
-                )
-                for page in pages:
-                    page.context.close()
-                after = cpu_over(args.open_for)
-                result["closed_core"] = {"before": before, "after": after}
-                result["added_core"] = result["open_core"] - (before + after) / 2
+                pages: list[Any] = []
+
+                def open_one() -> None:
+                    pages.append(open_page(browser, wsmon.base, login, 30.0))
+
+                closed, opened = [cpu_over(args.open_for)], []
+                for _ in range(args.rounds):  # closed, open, closed, open, … closed
+                    opened.append(cpu_over(args.open_for, open_one))
+                    pages.pop().context.close()
+                    closed.append(cpu_over(args.open_for))
+                result["closed_core"], result["open_core"] = closed, opened
+                result["added_core"] = statistics.mean(opened) - statistics.mean(closed)
         finally:
             wsmon.stop()
             server.stop()
@@ -287,10 +289,10 @@ def report(result: dict[str, Any]) -> None:
         )
         paint = browser["first_paint_s"]
         print(f"first paint (total shown): median {paint['median']:.2f} s, worst {paint['worst']:.2f} s")
-        closed = browser["closed_core"]
+        closed = ", ".join(f"{c:.4f}" for c in browser["closed_core"])
+        opened = ", ".join(f"{c:.4f}" for c in browser["open_core"])
         print(
-            f"wsmon CPU over {browser['open_for']:g} s: {closed['before']:.4f} core without the page, "
-            f"{browser['open_core']:.4f} with it open, {closed['after']:.4f} without again: "
+            f"wsmon CPU in turns of {browser['open_for']:g} s: without the page {closed}; with it open {opened}: "
             f"added {browser['added_core']:.4f} core"
         )
 
@@ -305,6 +307,8 @@ def main() -> int:
     parser.add_argument("--open-for", type=float, default=60.0, help="seconds of each CPU measurement (chromium)")
     parser.add_argument("--ping-interval", default="15s", help="the fleet's ping interval (chromium)")
     parser.add_argument("--paints", type=int, default=5, help="first paints measured (chromium)")
+    parser.add_argument("--rounds", type=int, default=2, help="minutes with the page open, between closed ones")
+    parser.add_argument("--settle", type=float, default=120.0, help="seconds after start-up before measuring")
     parser.add_argument("--json", type=Path, help="write the figures there too")
     args = parser.parse_args()
     result: dict[str, Any] = {}
