@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ _PARAMS = ("q", "status", "sort", "limit", "offset")
 _LATENCY_TTL = 1.0  # seconds the fleet's latency figures are reused
 _EXPIRY_EPOCH = 10.0  # seconds: a page's tag changes at least this often (window samples expire)
 _MATCH_CACHE = 16  # searches remembered
+_PROCESS_KEY = os.urandom(16)  # of the entity tags
 
 
 class QueryError(ValueError):
@@ -310,8 +312,11 @@ def _by_latency(states: list[TargetState]) -> list[TargetState]:
 
 
 def etag_of(data: bytes) -> str:
-    """A weak entity tag: the same JSON but for ``updated_at`` is the same representation."""
-    return 'W/"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+    """A weak entity tag: the same JSON but for ``updated_at`` is the same representation.
+
+    Keyed per process: versions and revisions start again at a restart, and a page's tag from
+    before it must not match what the new process shows."""
+    return 'W/"' + hashlib.blake2b(data, digest_size=12, key=_PROCESS_KEY).hexdigest() + '"'
 
 
 def etag_matches(if_none_match: str | None, tag: str) -> bool:
