@@ -135,7 +135,9 @@ class TargetState:
         capacity = min(_WINDOW_MAX, math.ceil(window / sample_interval * _WINDOW_SLACK) + 1)
         self.window = RollingWindow(window, capacity)
         self.last_error: LastError | None = None
-        self._errors: deque[LastError] | None = None  # the last RECENT_ERRORS (made at the first)
+        # The last RECENT_ERRORS, oldest first (made at the first). A list: a deque allocates a
+        # block of 64 slots, ~630 bytes, which 10,000 targets failing once would each keep.
+        self._errors: list[LastError] | None = None
         self.revision = 0  # bumped by every write the dashboard shows (not by subscription messages)
         # persistent mode
         self.state = ConnectionState.DISCONNECTED
@@ -233,8 +235,10 @@ class TargetState:
         self.failures[reason] = self.failures.get(reason, 0) + 1
         error = self.last_error = LastError(reason, message, time.time())
         if self._errors is None:
-            self._errors = deque(maxlen=RECENT_ERRORS)
+            self._errors = []
         self._errors.append(error)
+        if len(self._errors) > RECENT_ERRORS:
+            del self._errors[0]
         self.revision += 1
         if reason is Reason.PING_TIMEOUT:
             self.last_ping_ok = False
