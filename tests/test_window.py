@@ -290,3 +290,29 @@ def test_long_run_with_jitter_matches_the_model() -> None:
             assert window.samples(now) == model.samples(now), i
             assert len(window.samples(now)) <= capacity
     assert window.samples(now) == model.samples(now)
+
+
+QUANTILES = (0.0, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0)
+
+
+@given(
+    st.lists(st.floats(min_value=0.0, max_value=30.0, width=32), min_size=1, max_size=300),
+    st.integers(min_value=0, max_value=400),  # where the ring starts: the live samples may wrap
+    st.sampled_from([0, 10**9]),  # numpy for every window, or for none
+)
+def test_both_sorts_give_the_quantiles_of_the_sorted_samples(samples: list[float], skip: int, numpy_from: int) -> None:
+    """A window is sorted by numpy from window.NUMPY_FROM samples, by a list below: the same figures."""
+    import wsmon.continuous.window as window_module
+
+    real = window_module.NUMPY_FROM
+    window_module.NUMPY_FROM = numpy_from
+    try:
+        window = RollingWindow(span=10_000.0, capacity=len(samples))
+        for i in range(skip):  # turn the ring over: its head lands anywhere
+            window.add(0.0, now=1_000.0 + i * 0.001)
+        for value in samples:
+            window.add(value, now=1_001.0)
+        ordered = sorted(f32(v) for v in samples)
+        assert window.quantiles(1_001.0, QUANTILES) == [quantile(ordered, q) for q in QUANTILES]
+    finally:
+        window_module.NUMPY_FROM = real
