@@ -11,7 +11,7 @@ Reported: per run, each process' cores and marginal RSS at the end (30 s windows
 ``persistent_load.py``: full by then), the total, and targets per core (N ÷ total cores): the
 figure to size a host by (a core per shard, N/S targets each).
 
-    .venv/bin/python bench/shards.py                          # 20,000 targets, 2 shards
+    .venv/bin/python bench/shards.py                          # 16,000 targets, 2 shards
     .venv/bin/python bench/shards.py --targets 4000 --seconds 20   # a quick look
 """
 
@@ -123,13 +123,13 @@ def measure(n: int, shards: int, config: Path, args: argparse.Namespace, procs: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--targets", type=int, default=20_000)
+    parser.add_argument("--targets", type=int, default=16_000, help="(the single wsmon needs a descriptor each)")
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=45.0, help="the measured window of each run")
     parser.add_argument("--scrape-every", type=float, default=15.0, help="seconds between scrapes of each process")
     args = parser.parse_args()
     n = args.targets
-    raise_nofile(2 * n + 4096)  # wsmon's sockets and the servers' (multiecho: a listener per port)
+    raise_nofile(n + 2048)  # per process: the single wsmon holds n sockets (a multiecho, 2 a port of its 4,000)
     ensure_multiecho()
     ensure_gopersist()
     procs = Processes()
