@@ -11,6 +11,7 @@ import pytest
 
 import wsmon.continuous.series as series
 from tests.test_render import MONO, _persistent, _pongs, _probed, _result
+from tests.test_web import SEED_SIX
 from wsmon.config.file import Target, parse_config
 from wsmon.config.series import FULL, PRESETS, SeriesBudget, parse_series
 from wsmon.continuous.store import Store, TargetState
@@ -158,27 +159,11 @@ def _names(lines: list[str]) -> set[str]:
 
 def test_lean_keeps_the_seed_gauges_state_and_counters() -> None:
     persistent = _names(_scrape(_persistent("t", series=LEAN), _connected))
-    assert persistent == {
-        "probe_success",
-        "probe_websocket_up",
-        "probe_websocket_connection_duration_seconds",
-        "probe_websocket_ping_pong_success",
-        "probe_websocket_ping_pong_duration_seconds",
-        "wsmon_probes_total",
-        "wsmon_connection_state",
-        "wsmon_reconnects_total",
-        "wsmon_connected_since_timestamp_seconds",
-    }
+    connection = {"wsmon_connection_state", "wsmon_reconnects_total", "wsmon_connected_since_timestamp_seconds"}
+    # A persistent connection has no probe, so no probe_duration_seconds.
+    assert persistent == set(SEED_SIX) - {"probe_duration_seconds"} | {"wsmon_probes_total"} | connection
     probed = _names(_scrape(_probed("t", series=LEAN), _PROBED_OK))
-    assert probed == {
-        "probe_success",
-        "probe_duration_seconds",
-        "probe_websocket_up",
-        "probe_websocket_connection_duration_seconds",
-        "probe_websocket_ping_pong_success",
-        "probe_websocket_ping_pong_duration_seconds",
-        "wsmon_probes_total",
-    }
+    assert probed == {*SEED_SIX, "wsmon_probes_total"}
 
 
 def test_own_buckets_and_quantiles() -> None:
