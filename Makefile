@@ -38,10 +38,13 @@ lint: setup
 test: setup system-deps lint
 	$(BIN)/pytest -q
 
-bench: setup  ## CPU per probe vs Go, /probe latency, 10,000 persistent targets (see bench/README.md)
+bench: setup  ## CPU per probe vs Go, /probe latency, 10,000 persistent targets, scrapes, shards, dashboard (see bench/README.md)
 	$(BIN)/python bench/probe_cpu.py
 	$(BIN)/python bench/probe_http.py
 	$(BIN)/python bench/persistent_load.py
+	$(BIN)/python bench/render_cpu.py
+	cd bench && ../$(BIN)/python shards.py
+	$(BIN)/python bench/dashboard_api.py --chromium
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench/bin bench/results
