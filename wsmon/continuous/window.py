@@ -124,8 +124,12 @@ class RollingWindow:
 
         Reading changes nothing: the window is written by the event loop only.
         """
+        return self._listed(self._live(now))
+
+    def _listed(self, live: list[tuple[int, int]]) -> list[float]:
+        """The samples in the ranges ``_live`` found, as a list."""
         values, out = self._values, []
-        for start, end in self._live(now):
+        for start, end in live:
             out += values[start:end].tolist()
         return out
 
@@ -143,7 +147,7 @@ class RollingWindow:
             return None
         picks, indices, ranks = _ranks(count, tuple(qs))
         if count < NUMPY_FROM:
-            listed = self.samples(now)
+            listed = self._listed(live)  # the ranges found above: no second search
             listed.sort()
             chosen = [listed[i] for i in picks]
         else:
