@@ -161,10 +161,17 @@ def _success(state: TargetState, result: ProbeResult | None, b: str, o: str) -> 
     return "" if result is None else f"probe_success{b} {_FLAG[result.success]}\n"
 
 
-def _up(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+def _up_flag(state: TargetState, result: ProbeResult | None) -> str | None:
+    """Whether the WebSocket is up, as text: a persistent target's connection, a probe's
+    upgrade; None for a probe-mode target not probed yet."""
     if state.target.mode is _PERSISTENT:
-        return f"probe_websocket_up{b} {_FLAG[state.state is _CONNECTED]}\n"
-    return "" if result is None else f"probe_websocket_up{b} {_FLAG[result.up]}\n"
+        return _FLAG[state.state is _CONNECTED]
+    return None if result is None else _FLAG[result.up]
+
+
+def _up(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+    flag = _up_flag(state, result)
+    return "" if flag is None else f"probe_websocket_up{b} {flag}\n"
 
 
 def _connection_duration(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
@@ -215,11 +222,8 @@ def _failure_info(state: TargetState, result: ProbeResult | None, b: str, o: str
 
 
 def _upgraded(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
-    if not state.target.series.blackbox:
-        return ""
-    if state.target.mode is _PERSISTENT:
-        return f"probe_websocket_connection_upgraded{b} {_FLAG[state.state is _CONNECTED]}\n"
-    return "" if result is None else f"probe_websocket_connection_upgraded{b} {_FLAG[result.up]}\n"
+    flag = _up_flag(state, result) if state.target.series.blackbox else None
+    return "" if flag is None else f"probe_websocket_connection_upgraded{b} {flag}\n"
 
 
 def _dns_lookup(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
