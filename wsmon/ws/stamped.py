@@ -31,6 +31,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
+from operator import attrgetter, methodcaller
 from time import perf_counter, time_ns
 from typing import Any
 
@@ -108,6 +109,16 @@ async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
         await waiter
     finally:
         loop.remove_writer(fd)
+
+
+# What get_extra_info tells of a TLS connection, read from its SSLObject when asked.
+_TLS_INFO: dict[str, Callable[[ssl.SSLObject], Any]] = {
+    "ssl_object": lambda sslobj: sslobj,
+    "sslcontext": attrgetter("context"),
+    "peercert": methodcaller("getpeercert"),
+    "cipher": methodcaller("cipher"),
+    "compression": methodcaller("compression"),
+}
 
 
 class StampedTransport(asyncio.Transport):
@@ -272,18 +283,10 @@ class StampedTransport(asyncio.Transport):
             return self._sock
         if name in ("peername", "sockname"):
             return self._address(name, default)
-        sslobj = self._ssl if self._tls_ready else None
-        if sslobj is None:
+        figure = _TLS_INFO.get(name)
+        if figure is None or self._ssl is None or not self._tls_ready:
             return default
-        tls: dict[str, Callable[[], Any]] = {
-            "ssl_object": lambda: sslobj,
-            "sslcontext": lambda: sslobj.context,
-            "peercert": sslobj.getpeercert,
-            "cipher": sslobj.cipher,
-            "compression": sslobj.compression,
-        }
-        figure = tls.get(name)
-        return default if figure is None else figure()
+        return figure(self._ssl)
 
     def _address(self, name: str, default: Any) -> Any:
         info = self._info
