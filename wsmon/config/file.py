@@ -16,14 +16,13 @@ from typing import Any
 
 from wsmon.config.modules import parse_module
 from wsmon.config.push import PushTarget, parse_push
-from wsmon.config.secret_sources import expand_env, read_bounded, read_secret_file
+from wsmon.config.secret_sources import expand_env, read_bounded, read_secret_file, register_url_secrets
 from wsmon.config.series import FULL, SeriesBudget, parse_series
 from wsmon.config.validate import LABEL_NAME, check_keys, duration, typed
 from wsmon.config.web import WebConfig, parse_web
 from wsmon.errors import ConfigError, TargetError
 from wsmon.probe.jsonpath import JsonPath
 from wsmon.probe.module import BUILTIN_MODULES, Module
-from wsmon.redact import secrets, url_secrets, userinfo_secrets
 from wsmon.ws.url import parse_target
 
 __all__ = [
@@ -222,13 +221,7 @@ def parse_target_table(
         parsed = parse_target(url)
     except TargetError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    # Configured credentials are secrets wherever they came from: a URL read from a file as a
-    # whole (its token may show up alone), userinfo as basic_auth. A URL written in the file
-    # is shown redacted by structure; its path is not registered (it may be a word).
-    if "url_file" in table:  # the whole URL is registered already; its token-like parts too
-        secrets.add(url_secrets(url, whole_path=False))
-    if parsed.basic_auth is not None:
-        secrets.add([parsed.basic_auth, *userinfo_secrets(url)])
+    register_url_secrets(url, parsed.basic_auth, from_file="url_file" in table)
     try:
         mode = Mode(typed(table, "mode", str, where)) if "mode" in table else Mode.PROBE
     except ValueError:

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Mapping
 
 from wsmon.errors import ConfigError
-from wsmon.redact import secrets
+from wsmon.redact import secrets, url_secrets, userinfo_secrets
 
 __all__ = ["MAX_SECRET_FILE", "expand_env", "read_bounded", "read_secret_file"]
 
@@ -87,3 +87,17 @@ def read_secret_file(path: str, where: str) -> str:
         raise ConfigError(f"{where}: secret file {path} is empty")
     secrets.add([value])
     return value
+
+
+def register_url_secrets(url: str, basic_auth: str | None, *, from_file: bool) -> None:
+    """Register a configured ws(s) URL's secrets for scrubbing, wherever the URL came from.
+
+    A URL read from a file as a whole (``from_file``; ``read_secret_file`` registered it already)
+    gets its token-like parts too, as they may show up alone; its userinfo is a secret as
+    ``basic_auth`` (``basic_auth``: the parsed URL's, base64 "user:password"). A URL written in
+    the file is shown redacted by structure; its path is not registered (it may be a word).
+    """
+    if from_file:
+        secrets.add(url_secrets(url, whole_path=False))
+    if basic_auth is not None:
+        secrets.add([basic_auth, *userinfo_secrets(url)])

@@ -27,12 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from wsmon.config.secret_sources import expand_env, read_secret_file
+from wsmon.config.secret_sources import expand_env, read_secret_file, register_url_secrets
 from wsmon.config.tls import check_readable
 from wsmon.config.url_patterns import check_pattern, url_matches
 from wsmon.config.validate import check_keys, duration, typed
 from wsmon.errors import ConfigError, TargetError
-from wsmon.redact import secrets, url_secrets, userinfo_secrets
 from wsmon.ws.url import parse_target
 
 __all__ = ["MAX_ENDPOINT", "Role", "TokenUser", "User", "WebConfig", "parse_web"]
@@ -234,15 +233,13 @@ def _base_url(table: Mapping[str, Any], where: str, env: Mapping[str, str] | Non
         url = expand_env(typed(table, "base_url", str, where), where, env).strip()
     elif "base_url_file" in table:
         url = read_secret_file(typed(table, "base_url_file", str, where), where)
-        secrets.add(url_secrets(url, whole_path=False))
     else:
         return None
     try:
         parsed = parse_target(url)
     except TargetError as exc:
         raise ConfigError(f"{where}: base_url: {exc}") from None
-    if parsed.basic_auth is not None:
-        secrets.add(userinfo_secrets(url))
+    register_url_secrets(url, parsed.basic_auth, from_file="base_url_file" in table)
     if "#" in url or not url.partition("?")[0].endswith("/"):
         raise ConfigError(
             f"{where}: base_url must end its path with / and have no #fragment "
