@@ -57,6 +57,7 @@ class Tool:
 
     name: str
     argv: Callable[[str, int, int], list[str]]
+    env: dict[str, str] | None = None  # None: this process' environment
 
 
 @dataclass
@@ -83,14 +84,18 @@ def goprobe_tool() -> Tool:
     return Tool("goprobe", lambda url, n, c: [str(BIN / "goprobe"), "-url", url, "-n", str(n), "-c", str(c)])
 
 
-def wsmon_tool(loop: str, profile_to: Path | None = None) -> Tool:
+def wsmon_tool(loop: str, profile_to: Path | None = None, copy: Path | None = None) -> Tool:
+    """wsmon's driver; with ``copy``, importing wsmon from that other checkout (PYTHONPATH)."""
+
     def argv(url: str, n: int, c: int) -> list[str]:
         python = [sys.executable]
         if profile_to is not None:
             python += ["-m", "cProfile", "-o", str(profile_to)]
         return [*python, str(DRIVER), "-url", url, "-n", str(n), "-c", str(c), "--loop", loop]
 
-    return Tool("wsmon", argv)
+    if copy is None:
+        return Tool("wsmon", argv)
+    return Tool("compared", argv, env={**os.environ, "PYTHONPATH": str(copy)})
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -144,7 +149,7 @@ def measure(tool: Tool, url: str, n: int, c: int) -> Run:
     """Run ``tool`` to completion; its CPU comes from wait4, so nothing else is counted."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         began = time.perf_counter()
-        proc = subprocess.Popen(tool.argv(url, n, c), stdout=out, stderr=err)
+        proc = subprocess.Popen(tool.argv(url, n, c), stdout=out, stderr=err, env=tool.env)
         watchdog = threading.Timer(RUN_LIMIT, proc.kill)
         watchdog.start()
         try:
@@ -251,11 +256,12 @@ def print_table(rows: list[dict[str, object]]) -> None:
                 f"{r['connect_p50_ms']:>6.2f}ms {r['ping_p50_ms']:>6.3f}ms  {spread:>24}  "
                 f"{r['net_cpu_us_per_probe']:>12.0f}"
             )
-        if "wsmon" in tools and "goprobe" in tools:
-            w, g = tools["wsmon"], tools["goprobe"]
-            whole = w["cpu_us_per_probe"] / g["cpu_us_per_probe"]  # type: ignore[operator]
-            net = w["net_cpu_us_per_probe"] / g["net_cpu_us_per_probe"]  # type: ignore[operator]
-            print(f"{'':10}{'wsmon / goprobe':>48}  {whole:>23.2f}×  {net:>11.2f}×")
+        for other in ("goprobe", "compared"):
+            if "wsmon" in tools and other in tools:
+                w, g = tools["wsmon"], tools[other]
+                whole = w["cpu_us_per_probe"] / g["cpu_us_per_probe"]  # type: ignore[operator]
+                net = w["net_cpu_us_per_probe"] / g["net_cpu_us_per_probe"]  # type: ignore[operator]
+                print(f"{'':10}{f'wsmon / {other}':>48}  {whole:>23.2f}×  {net:>11.2f}×")
     starts = {r["tool"]: r["startup_cpu_ms"] for r in rows}
     print("start-up CPU (a one-probe run): " + ", ".join(f"{t} {ms:.0f} ms" for t, ms in starts.items()))
 
@@ -327,6 +333,12 @@ def bench() -> int:
         "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="wsmon's event loop (default uvloop)"
     )
     parser.add_argument("--profile", action="store_true", help="only profile the wsmon driver (last case)")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DIR",
+        help="also run the driver on the wsmon of another checkout (e.g. a git worktree of an older commit)",
+    )
     args = parser.parse_args()
     cases: list[tuple[int, int]] = args.case or [(1, 1000), (50, 3000)]
 
@@ -336,6 +348,11 @@ def bench() -> int:
         return 0
 
     tools = [goprobe_tool(), wsmon_tool(args.loop)]
+    if args.compare is not None:
+        if not (args.compare / "wsmon" / "__init__.py").is_file():
+            print(f"probe_cpu: --compare {args.compare}: no wsmon package there", file=sys.stderr)
+            return 2
+        tools.append(wsmon_tool(args.loop, copy=args.compare.resolve()))
     origin = wsmon_origin()
     print(f"wsmon from {origin['wsmon']} on {args.loop}; {args.reps} runs per tool and case", file=sys.stderr)
     began = time.time()
@@ -350,6 +367,7 @@ def bench() -> int:
         "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
         "loop": args.loop,
         "reps": args.reps,
+        "compared": None if args.compare is None else str(args.compare),
         **origin,
         "summary": rows,
         "runs": [asdict(r) for r in runs],

@@ -57,6 +57,6 @@ def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """The probe and transport tests run on both loops: wsmon runs on uvloop, whose transports differ."""
-    if item.path.name in ("test_probe.py", "test_stamped.py"):
+    if item.path.name in ("test_probe.py", "test_readers.py", "test_stamped.py"):
         return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}

@@ -2,12 +2,12 @@
 
 Why not asyncio's or uvloop's transports: they read with ``recv``, which throws away the
 ancillary data that holds the kernel's receive timestamp (``stamps.py``). This one owns the
-socket: ``loop.add_reader`` + ``recvmsg``, ``send`` straight away with a buffer and
-``add_writer`` when the kernel's is full, TLS with ``SSLObject`` over two ``MemoryBIO`` on the
-same socket. Each read is handed to the protocol as ``data_received_at(data, when)``, ``when``
-being the kernel's arrival time on the ``perf_counter`` clock (the read time where the kernel
-gave none; ``kernel_stamps`` says which). Protocols without ``data_received_at`` get plain
-``data_received(data)``.
+socket: ``recvmsg`` when it is readable (``readers.py``: one epoll for all of them), ``send``
+straight away with a buffer and ``add_writer`` when the kernel's is full, TLS with
+``SSLObject`` over two ``MemoryBIO`` on the same socket. Each read is handed to the protocol
+as ``data_received_at(data, when)``, ``when`` being the kernel's arrival time on the
+``perf_counter`` clock (the read time where the kernel gave none; ``kernel_stamps`` says
+which). Protocols without ``data_received_at`` get plain ``data_received(data)``.
 
 Opening one has a step per phase, so each can be timed::
 
@@ -37,6 +37,7 @@ from typing import Any
 
 from wsmon.ws import stamps
 from wsmon.ws.proxy import Proxy, proxy_connect
+from wsmon.ws.readers import readers
 from wsmon.ws.url import TargetURL
 
 __all__ = ["StampedTransport", "connect_socket"]
@@ -175,7 +176,7 @@ class StampedTransport(asyncio.Transport):
         self._protocol: asyncio.BaseProtocol | None = None
         self._deliver: Deliver | None = None
         self._started = False  # connection_made was called: connection_lost will be
-        self._reading = False  # registered with add_reader
+        self._reading = False  # registered with the loop's readers
         self._reading_paused = False
         self._writing = False  # registered with add_writer
         self._writing_paused = False  # the protocol was told pause_writing()
@@ -383,7 +384,7 @@ class StampedTransport(asyncio.Transport):
             # Still read while the flush lasts, only to drop it: a peer that writes while we
             # write must not stall both sides, nor leave unread data that turns our FIN into a RST.
             self._reading = True
-            self._loop.add_reader(self._fd, self._discard)
+            readers(self._loop).add(self._fd, self._discard)
         else:
             self._end(None, soon=True, graceful=True)
 
@@ -396,12 +397,12 @@ class StampedTransport(asyncio.Transport):
     def _start_reading(self) -> None:
         if not self._reading and not self._lost:
             self._reading = True
-            self._loop.add_reader(self._fd, self._on_readable)
+            readers(self._loop).add(self._fd, self._on_readable)
 
     def _stop_reading(self) -> None:
         if self._reading:
             self._reading = False
-            self._loop.remove_reader(self._fd)
+            readers(self._loop).remove(self._fd)
 
     def _on_readable(self) -> None:
         # The hot path, once per read. It reads into this thread's buffer: ``recv(n)`` allocates
