@@ -11,9 +11,15 @@ from typing import Any
 
 import pytest
 import uvloop
+from hypothesis import settings
 
 from tests import servers
 from tests.servers import Server, TLSCertificates
+
+# No per-example deadline: speed goals live in the benchmarks, and a loaded machine (the first,
+# cold examples; a suite running beside a benchmark) must not fail a property that holds.
+settings.register_profile("wsmon", deadline=None)
+settings.load_profile("wsmon")
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ parse server frames incrementally, skip data payloads it has no use for without 
 
 from __future__ import annotations
 
-import os
 import struct
 
 from wsmon.errors import ProtocolError
+from wsmon.ws.entropy import random_bytes
 
 __all__ = [
     "MAX_FRAGMENTS",
@@ -51,7 +51,7 @@ def encode_frame(opcode: int, payload: bytes = b"") -> bytes:
         header = bytes((0x80 | opcode, 0x80 | 126)) + _U16.pack(length)
     else:
         header = bytes((0x80 | opcode, 0x80 | 127)) + _U64.pack(length)
-    key = os.urandom(4)
+    key = random_bytes(4)
     if not length:
         return header + key
     repeated = (key * (length // 4 + 1))[:length]

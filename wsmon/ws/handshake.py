@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from binascii import b2a_base64
 from dataclasses import dataclass
 from functools import lru_cache
 
 from wsmon.errors import HandshakeError
+from wsmon.ws.entropy import random_bytes
 
 __all__ = ["Response", "accept_key", "build_request", "new_key", "parse_response"]
 
@@ -24,7 +24,7 @@ class Response:
 
 
 def new_key() -> str:
-    return b2a_base64(os.urandom(16), newline=False).decode()
+    return b2a_base64(random_bytes(16), newline=False).decode()
 
 
 def accept_key(key: str) -> str:
