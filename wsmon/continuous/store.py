@@ -297,7 +297,10 @@ class Store:
         self.version = 0
         self.members = 0
         self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
-        self._health_log: deque[tuple[int, str]] = deque(maxlen=HEALTH_LOG)  # (version, name)
+        # Health changes: the Store's version after each, and the target's name. Two deques,
+        # not one of pairs: a pair is 56 bytes more an entry, ~1 MB once the log is full.
+        self._health_versions: deque[int] = deque(maxlen=HEALTH_LOG)
+        self._health_names: deque[str] = deque(maxlen=HEALTH_LOG)
         self._by_name: tuple[int, list[TargetState]] = (-1, [])
 
     def add(self, target: Target, window: float, sample_interval: float) -> TargetState:
@@ -315,7 +318,7 @@ class Store:
         self.counts[state.status] -= 1
         self.members += 1
         self.version += 1
-        self._health_log.append((self.version, name))
+        self._log_health(name)
 
     def _status_changed(self, state: TargetState, old: Status | None, new: Status) -> None:
         if old is not None:
@@ -323,7 +326,11 @@ class Store:
         self.counts[new] += 1
         self.version += 1
         if old is None or HEALTH[old] is not HEALTH[new]:
-            self._health_log.append((self.version, state.target.name))
+            self._log_health(state.target.name)
+
+    def _log_health(self, name: str) -> None:
+        self._health_versions.append(self.version)
+        self._health_names.append(name)
 
     def changed_since(self, version: int) -> int | None:
         """How many targets changed health (broken, ok, pending, paused), came or went after
@@ -331,11 +338,11 @@ class Store:
         if version >= self.version:
             return 0
         names: set[str] = set()
-        for at, name in reversed(self._health_log):
+        for at, name in zip(reversed(self._health_versions), reversed(self._health_names), strict=True):
             if at <= version:
                 return len(names)
             names.add(name)
-        if len(self._health_log) == self._health_log.maxlen or version < 0:
+        if len(self._health_versions) == HEALTH_LOG or version < 0:
             return None
         return len(names)
 
