@@ -74,6 +74,9 @@ MULTIECHO_SRC = BENCH / "multiecho.go"
 MULTIECHO = BIN / "multiecho"
 GOPERSIST = BIN / "gopersist"
 
+# In the HELP of wsmon_ping_pong_window_seconds where wsmon cuts a scrape's windows at its start.
+CUT_AT_START = b"cut when the scrape began"
+
 GOALS = {
     "cpu_ratio": 0.8,  # wsmon's CPU / gopersist's, the same number of connections and pings
     "rss_kb_per_target": 4.0,  # marginal, before scrapes and after every window (each ends with one)
@@ -276,12 +279,16 @@ class Scrape:
     body: bytes | None = None  # until parsed
     samples: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # the targets, in the order /metrics rendered them
+    # wsmon cuts every window of a scrape when the scrape began (its HELP says so): not when
+    # each target's turn came.
+    cut_at_start: bool = False
 
     def parse(self) -> Scrape:
         """Reads the wanted samples out of the body (once; the scrapes taken during a window are
         parsed after it, so that parsing them does not compete with wsmon for the cores then)."""
         if self.body is None:
             return self
+        self.cut_at_start = CUT_AT_START in self.body
         seen: set[str] = set()
         for line in self.body.decode().splitlines():
             if not line.startswith(WANTED):
@@ -595,6 +602,7 @@ def compare_window(
     render-time bounds contradicted each other.
 
     The window holds the pongs wsmon read from ``window`` seconds before the target was rendered
+    (before the scrape began, where wsmon cuts every window then: ``Scrape.cut_at_start``)
     (cut at a decisecond of the monotonic clock; an arrival on the wire within NEAR of the cut is
     counted as near it) up to its success count, which is the last one's number. When the render
     time's bounds straddle a decisecond, every cut between them is tried and, quantile by
@@ -621,11 +629,16 @@ def compare_window(
         if last not in seen:
             entry["not_compared"] = "its last pong is not on the capture"
             continue
-        read_after = earliest[name]
+        read_after, read_before = earliest[name], latest[name]
+        if final.cut_at_start:  # between the request and the response's head
+            read_after, read_before = final.began, final.began + final.head_s
         if pinned:
+            # Its window was read after its last counted pong came (which also expired what
+            # was older than that pong by the span when it was added).
             sent, rtt = seen[last]
             read_after = max(read_after, sent + rtt - offset)
-        cuts = [(tick - span) / 10 for tick in range(math.floor(read_after * 10), math.floor(latest[name] * 10) + 1)]
+            read_before = max(read_before, read_after)
+        cuts = [(tick - span) / 10 for tick in range(math.floor(read_after * 10), math.floor(read_before * 10) + 1)]
         # The success count and the window are read at the same moment where wsmon renders a
         # target whole (older copies); when it renders a family at a time over every target, the
         # window is read after the count: pongs that came meanwhile (up to the latest render

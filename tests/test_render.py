@@ -268,6 +268,16 @@ def test_stream_equals_the_plain_render(kind: str) -> None:
     assert _stream(store) == render_reference(store)
 
 
+def test_every_window_of_a_scrape_is_cut_when_the_scrape_began(monkeypatch: pytest.MonkeyPatch) -> None:
+    """However long a scrape takes, its windows are all cut at its start: the clock read later
+    (here 100 s per read, past every window's span) changes no quantile."""
+    store = _store(["persistent connected", "persistent wrapped window", "labels to escape"])
+    reference = render_reference(store)  # every window read at MONO
+    reads = itertools.count()
+    monkeypatch.setattr(series, "perf_counter", lambda: MONO + 100.0 * next(reads))
+    assert _stream(store) == reference
+
+
 def test_stream_equals_the_plain_render_for_every_kind_together() -> None:
     kinds = list(KINDS)
     random.Random(7).shuffle(kinds)

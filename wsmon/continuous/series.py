@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import islice
 from time import perf_counter
 
@@ -57,8 +57,8 @@ TARGET_FAMILIES: Families = {
     "wsmon_ping_pong_duration_seconds": ("histogram", "Ping to pong round trips"),
     "wsmon_ping_pong_window_seconds": (
         "summary",
-        "Ping-pong round trips: quantiles over the rolling window (0 is the minimum, 1 the maximum), "
-        "sum and count since start",
+        "Ping-pong round trips: quantiles over the rolling window, cut when the scrape began "
+        "(0 is the minimum, 1 the maximum), sum and count since start",
     ),
     "wsmon_connection_state": ("gauge", "Persistent connection state: 1 for the current one"),
     "wsmon_reconnects": ("counter", "Persistent connections established again after the first"),
@@ -373,16 +373,19 @@ def _quantile_tails(qs: tuple[float, ...]) -> tuple[str, ...]:
     return tuple(f"{_escaped('quantile', q)}}} " for q in _quantile_values(qs))
 
 
-def _window(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+def _window(state: TargetState, result: ProbeResult | None, b: str, o: str, now: float | None = None) -> str:
     """The window's quantiles (when it holds samples), and the sum and count of every round trip
-    since start (a summary's, as client libraries keep them): none before the first pong."""
+    since start (a summary's, as client libraries keep them): none before the first pong.
+
+    ``now``: where the window is cut, the scrape's start (``text_chunks`` passes it), so that
+    every window of a scrape is cut at the same moment however long the scrape takes."""
     target = state.target
     qs = target.series.quantiles
     histogram = state.ping_histogram
     count = histogram.count
     if not (qs and target.module.ping and count):
         return ""
-    figures = state.window.quantiles(perf_counter(), qs) or ()
+    figures = state.window.quantiles(perf_counter() if now is None else now, qs) or ()
     head = f"wsmon_ping_pong_window_seconds{o}"
     lines = [f"{head}{tail}{_v(value)}\n" for tail, value in zip(_quantile_tails(qs), figures, strict=False)]
     lines.append(
@@ -530,8 +533,12 @@ class _Rows:
             yield islice(rows, BLOCK)
 
 
-def text_chunks(states: Sequence[TargetState]) -> Iterator[str]:
+def text_chunks(states: Sequence[TargetState], now: float | None = None) -> Iterator[str]:
     """The targets' series as text format 0.0.4, in pieces of at most about ``CHUNK_BYTES``.
+
+    Every rolling window is cut at ``now`` (perf_counter; by default, when the call starts): one
+    moment for the whole scrape, as a push's windows are, not the moment each target's turn
+    comes a second later. The pongs that come meanwhile are in, as they are in the counts.
 
     A piece ends when it is that big or when ``TURN`` has passed since the last one: a column
     that writes slowly (the window's quantiles: a sort per target) hands control back as often
@@ -539,6 +546,7 @@ def text_chunks(states: Sequence[TargetState]) -> Iterator[str]:
     turn. The states are read as each column reaches them; a target added meanwhile waits for
     the next scrape, one removed meanwhile is still written.
     """
+    cut = partial(_window, now=perf_counter() if now is None else now)
     every, probed, connections = _Rows(), _Rows(), _Rows()
     since = _clock()
     for start in range(0, len(states), BLOCK):
@@ -558,10 +566,11 @@ def text_chunks(states: Sequence[TargetState]) -> Iterator[str]:
     pending: list[str] = []
     size = 0
     for header, kind, column in _PASSES:
+        write = cut if column is _window else column
         headed = False
         for block in rows_by_kind[kind].blocks():
             for state, result, braced, opened in block:
-                text = column(state, result, braced, opened)
+                text = write(state, result, braced, opened)
                 if text:
                     if not headed:
                         pending.append(header)
