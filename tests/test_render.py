@@ -30,6 +30,7 @@ from prometheus_client.utils import floatToGoString
 from starlette.types import Message
 
 import wsmon.continuous.series as series
+import wsmon.web.app
 from tests import servers
 from tests.realservers import wsmon_serve
 from tests.servers import MS
@@ -63,8 +64,10 @@ PHASES = {"resolve": 0.0012, "connect": 0.0021, "tls": 0.0134, "upgrade": 0.0031
 
 @pytest.fixture(autouse=True)
 def frozen_window_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both renderers read the windows at MONO (the stream otherwise reads them a little later)."""
+    """Both renderers read the windows at MONO (the stream otherwise reads them a little later);
+    so does /metrics, which cuts them when the request comes."""
     monkeypatch.setattr(series, "perf_counter", lambda: MONO)
+    monkeypatch.setattr(wsmon.web.app, "perf_counter", lambda: MONO)
 
 
 def _persistent(name: str, module: object = PING, **extra: object) -> Target:

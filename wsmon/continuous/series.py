@@ -586,10 +586,11 @@ def text_chunks(states: Sequence[TargetState], now: float | None = None) -> Iter
         yield "".join(pending)
 
 
-async def stream_store(store: Store) -> AsyncIterator[bytes]:
+async def stream_store(store: Store, now: float | None = None) -> AsyncIterator[bytes]:
     """Every target's series as text format 0.0.4, in chunks, the event loop getting a turn
-    between chunks (a ping due, a pong arriving, waits for one chunk, not for the scrape)."""
-    for text in text_chunks(list(store)):
+    between chunks (a ping due, a pong arriving, waits for one chunk, not for the scrape).
+    Every window is cut at ``now`` (see ``text_chunks``)."""
+    for text in text_chunks(list(store), now):
         if text:
             yield text.encode()
         await asyncio.sleep(0)

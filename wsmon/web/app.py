@@ -16,6 +16,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 
 import structlog
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -182,6 +183,7 @@ async def _metrics(request: Request) -> Response:
     streamed as they are written (10,000 targets are ~35 MB): memory stays at a chunk, the
     event loop keeps its turns, and a slow scraper holds back only its own response.
     """
+    began = perf_counter()  # every window is cut here: when the scrape came, before any answer
     state: ExporterState = request.app.state.exporter
     own = generate_latest(state.metrics.registry)
     monitor = state.monitor
@@ -190,7 +192,7 @@ async def _metrics(request: Request) -> Response:
 
     async def body() -> AsyncIterator[bytes]:
         yield own
-        async for chunk in stream_store(monitor.store):
+        async for chunk in stream_store(monitor.store, began):
             yield chunk
 
     return StreamingResponse(body(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
