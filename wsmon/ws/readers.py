@@ -25,8 +25,6 @@ from collections.abc import Callable
 
 __all__ = ["EpollReaders", "LoopReaders", "readers"]
 
-_Registry = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, "EpollReaders"]
-
 # At most this many sockets are handled per wake-up; the rest stay ready for the next turn.
 _BATCH = 256
 
@@ -34,14 +32,13 @@ _BATCH = 256
 class EpollReaders:
     """The sockets of one event loop read through one epoll; closed when none is left."""
 
-    __slots__ = ("_callbacks", "_epoll", "_loop", "_owner")
+    __slots__ = ("_callbacks", "_epoll", "_loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, owner: _Registry) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._epoll: select.epoll | None = None
         self._callbacks: dict[int, Callable[[], object]] = {}
         # Weak: a loop collected with sockets still registered takes this with it.
         self._loop = weakref.ref(loop)
-        self._owner = owner
 
     def add(self, fd: int, callback: Callable[[], object]) -> None:
         epoll = self._epoll
@@ -91,7 +88,7 @@ class EpollReaders:
         epoll, self._epoll = self._epoll, None
         loop = self._loop()
         if loop is not None:
-            self._owner.pop(loop, None)
+            _by_loop.pop(loop, None)
         if epoll is None:
             return
         if loop is not None and not loop.is_closed():
@@ -114,7 +111,7 @@ class LoopReaders:
         self._loop.remove_reader(fd)
 
 
-_by_loop: _Registry = weakref.WeakKeyDictionary()
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, EpollReaders] = weakref.WeakKeyDictionary()
 
 
 def readers(loop: asyncio.AbstractEventLoop) -> EpollReaders | LoopReaders:
@@ -123,5 +120,5 @@ def readers(loop: asyncio.AbstractEventLoop) -> EpollReaders | LoopReaders:
         return LoopReaders(loop)
     found = _by_loop.get(loop)
     if found is None:
-        found = _by_loop[loop] = EpollReaders(loop, _by_loop)
+        found = _by_loop[loop] = EpollReaders(loop)
     return found
