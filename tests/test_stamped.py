@@ -242,6 +242,30 @@ async def test_what_is_read_late_keeps_its_arrival_time(secure: bool, tls_certif
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+async def test_a_hold_before_the_send_system_call_is_not_round_trip(
+    secure: bool, tls_certificates: TLSCertificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wsmon preempted between encoding a ping and sending it (a neighbour took the core): the
+    wait is not the network's. The send time is read right before the send system call."""
+    async with threaded(conforming(secure, tls_certificates)) as server:
+        conn, transport = await open_ws(server, tls_context(tls_certificates) if secure else None)
+        await conn.round_trip()
+        send = StampedTransport._send
+
+        def preempted(self: StampedTransport, data: bytes | bytearray | memoryview) -> None:
+            time.sleep(BLOCK)  # as if the core were taken away on the way to the system call
+            send(self, data)
+
+        monkeypatch.setattr(StampedTransport, "_send", preempted)
+        began = perf_counter()
+        rtt = await conn.round_trip(b"held")
+        assert perf_counter() - began >= BLOCK  # the write was held…
+        assert 0 < rtt < BLOCK / 4  # …and the round trip is the wire's
+        monkeypatch.undo()
+        transport.abort()
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
 async def test_without_kernel_stamps_the_read_time_is_used_and_said(
     secure: bool, tls_certificates: TLSCertificates
 ) -> None:

@@ -125,19 +125,22 @@ class ClientConnection(asyncio.Protocol):
             transport.write(encode_frame(opcode, payload))
 
     def send_ping(self, payload: bytes) -> float:
-        """Send a ping; returns the send time (taken right before the write)."""
-        frame = encode_frame(OP_PING, payload)
-        assert self.transport is not None
-        sent = perf_counter()
-        self.transport.write(frame)
-        return sent
+        """Send a ping; returns the send time (taken right before the send system call)."""
+        return self._timed_write(encode_frame(OP_PING, payload))
 
     def send_text(self, text: str) -> float:
-        frame = encode_frame(OP_TEXT, text.encode())
-        assert self.transport is not None
-        sent = perf_counter()
-        self.transport.write(frame)
-        return sent
+        return self._timed_write(encode_frame(OP_TEXT, text.encode()))
+
+    def _timed_write(self, frame: bytes) -> float:
+        """Write ``frame``; returns when it went to the kernel. A stamped transport reads the clock
+        again right before its send system call (``sent_at``); where it did not send now (data
+        buffered behind earlier writes) or another transport is used, the time before the write."""
+        transport = self.transport
+        assert transport is not None
+        before = perf_counter()
+        transport.write(frame)
+        sent: float = getattr(transport, "sent_at", before)
+        return sent if sent > before else before
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:
         if not self.close_sent:
