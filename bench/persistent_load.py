@@ -265,6 +265,7 @@ WANTED = (
     "wsmon_probes_total{",
     "wsmon_reconnects_total{",
     "wsmon_ping_pong_window_seconds{",
+    "wsmon_ping_pong_window_seconds_count{",  # read with the window: its last pong's number
     "probe_websocket_ping_pong_duration_seconds{",
 )
 
@@ -527,20 +528,30 @@ def wire_round_trips(path: Path, server_ports: set[int], port_names: dict[int, s
 # --- comparing wsmon with the wire ------------------------------------------------------------
 
 
-def per_ping_errors(scrapes: list[Scrape], wire: Wire, names: set[str]) -> tuple[list[float], int]:
-    """wsmon's last round trip (ping number = its success count) − the wire's, per target and scrape."""
+def per_ping_errors(scrapes: list[Scrape], wire: Wire, names: set[str], offset: float) -> tuple[list[float], int, int]:
+    """wsmon's last round trip (ping number = its success count) − the wire's, per target and
+    scrape; also how many were not on the capture, and how many were left out as ambiguous.
+
+    The success count and the last round trip are rendered in different families, so at
+    different moments of a scrape: where a pong of the target came during the scrape, the last
+    round trip may be that pong's while the count is not, and which ping it is cannot be told.
+    Those are left out (and counted), rather than paired with either candidate."""
     errors: list[float] = []
-    missing = 0
+    missing = ambiguous = 0
     for s in scrapes:
         ok = s.values("wsmon_probes_total", result="success")
         last = s.values("probe_websocket_ping_pong_duration_seconds")
+        began, ended = s.began - NEAR, s.began + s.wall_s + NEAR
         for name in names & last.keys():
-            seen = wire.rtts.get(name, {}).get(int(ok.get(name, -1)))
-            if seen is None:
+            seen = wire.rtts.get(name, {})
+            number = int(ok.get(name, -1))
+            if number not in seen:
                 missing += 1
+            elif any(began <= sent + rtt - offset <= ended for sent, rtt in seen.values()):
+                ambiguous += 1
             else:
-                errors.append(last[name] - seen[1])
-    return errors, missing
+                errors.append(last[name] - seen[number][1])
+    return errors, missing, ambiguous
 
 
 def render_bounds(
@@ -673,6 +684,7 @@ def compare_window(
                 "near_cut": sum(any(abs(at - cut) < NEAR for cut in cuts) for at, _, _ in pongs),
                 "cut_in_doubt": len(sets) > 1,
                 "rendered_s": [earliest[name] - final.began, latest[name] - final.began],  # bounds
+                "cut_s": [read_after - final.began, read_before - final.began],  # where the cut may be
                 "error_ms": errors,
                 "wire_ms": {repr(q): quantile(sets[first], q) * 1e3 for q in HEADLINE},
             }
@@ -1346,7 +1358,7 @@ def window_figures(w: Window, n: int, base_kb: int, group_of: dict[str, str]) ->
         "lag_p99_ms": lag["p99_ms"],
         "lag_over_100ms": lag["over_100ms"],
         "lag_observations_per_s": lag["per_s"],
-        "scrapes": [{"wall_s": x.wall_s, "wsmon_cpu_s": x.cpu_s, "bytes": x.size} for x in scrapes],
+        "scrapes": [{"wall_s": x.wall_s, "head_s": x.head_s, "wsmon_cpu_s": x.cpu_s, "bytes": x.size} for x in scrapes],
     }
 
 
@@ -1360,7 +1372,9 @@ def rtt_figures(w: Window, wire: Wire, captured: dict[str, str], window: float) 
             continue
         compared = [t for t in mine if "error_ms" in t]
         skipped = Counter(t["not_compared"] for t in mine if "not_compared" in t)
-        ping_err, unmatched = per_ping_errors([w.first, *w.during, w.final], wire, {t["target"] for t in mine})
+        ping_err, unmatched, ambiguous = per_ping_errors(
+            [w.first, *w.during, w.final], wire, {t["target"] for t in mine}, w.offset
+        )
         summaries = {repr(q): error_summary(mine, q) for q in QUANTILES}
         groups[group] = {
             "targets": len(mine),
@@ -1378,6 +1392,7 @@ def rtt_figures(w: Window, wire: Wire, captured: dict[str, str], window: float) 
             },
             "per_ping_error_ms": summary_ms(ping_err),
             "per_ping_unmatched": unmatched,
+            "per_ping_ambiguous": ambiguous,
         }
     return {"groups": groups, "render_bounds_contradicted": contradicted, "targets": targets}
 
@@ -1502,7 +1517,8 @@ def print_report(r: dict[str, Any]) -> None:
                 f"wire RTT p50 {g['wire_ms']['0.5']:.3f} p99 {g['wire_ms']['0.99']:.3f} ms (median over targets); "
                 f"{g['window_pings']} pings, {g['window_pings_near_cut']} within {NEAR * 1e3:g} ms of a cut, "
                 f"{g['targets_cut_in_doubt']} targets with the cut in doubt; last RTT at each scrape − wire "
-                f"(n={p.get('n', 0)}, unmatched {g['per_ping_unmatched']}): p50 {p.get('p50', math.nan):+.3f} "
+                f"(n={p.get('n', 0)}, unmatched {g['per_ping_unmatched']}, "
+                f"ambiguous {g.get('per_ping_ambiguous', 0)}): p50 {p.get('p50', math.nan):+.3f} "
                 f"p99 {p.get('p99', math.nan):+.3f} max {p.get('max', math.nan):+.3f} ms"
             )
         if rtt["render_bounds_contradicted"]:
