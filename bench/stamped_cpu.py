@@ -87,6 +87,7 @@ async def open_chain(kind: str, host: str, port: int, context: ssl.SSLContext | 
         if context is not None:
             await transport.start_tls(context, host)
         transport.start(conn)
+    assert conn.opened is not None
     await conn.opened
     return conn
 

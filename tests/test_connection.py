@@ -21,8 +21,9 @@ from tests.fakes import (
 from tests.servers import MS, Peer, server_frame
 from wsmon.errors import ConnectionClosed, HandshakeError, ProtocolError
 from wsmon.ws import connection
+from wsmon.ws.connection import ClientConnection
 from wsmon.ws.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TOO_LARGE, close_payload
-from wsmon.ws.handshake import MAX_HEAD
+from wsmon.ws.handshake import MAX_HEAD, Response
 
 
 @pytest.fixture
@@ -31,6 +32,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     clock = FakeClock()
     monkeypatch.setattr(connection, "perf_counter", clock)
     return clock
+
+
+def opened(conn: ClientConnection) -> asyncio.Future[Response]:
+    """The future the opening awaits (a connection lets go of it once it settles)."""
+    assert conn.opened is not None
+    return conn.opened
 
 
 def requested() -> tuple[RecordingConnection, FakeTransport]:
@@ -46,7 +53,7 @@ def upgraded(max_message_size: int = 1 << 20) -> tuple[RecordingConnection, Fake
 
     conn, transport = open_connection(factory, asyncio.get_running_loop())
     transport.feed(upgrade_response(transport.request))
-    assert conn.opened.done() and conn.events == []
+    assert opened(conn).done() and conn.events == []
     return conn, transport
 
 
@@ -63,7 +70,7 @@ async def test_the_upgrade_request_goes_out_on_connect() -> None:
         "Upgrade",
     )
     assert transport.written == transport.request  # nothing else until the answer
-    assert not conn.opened.done()
+    assert not opened(conn).done()
 
 
 # Where the server's answer (a 101 head and a pong right behind it) is cut into pieces.
@@ -85,12 +92,26 @@ async def test_the_upgrade_answer_is_understood_in_any_pieces(clock: FakeClock, 
     answer = head + server_frame(OP_PONG, b"late")
     bounds = [0, *cuts(len(head), len(answer)), len(answer)]
     for start, end in itertools.pairwise(bounds):
-        assert conn.opened.done() == (start >= len(head))
+        assert opened(conn).done() == (start >= len(head))
         transport.feed(answer[start:end])
-    response = conn.opened.result()
+    response = opened(conn).result()
     assert conn.response is response
     assert (response.status, response.subprotocol, response.headers["upgrade"]) == (101, None, "websocket")
     assert conn.events == [("pong", b"late", clock.now)]  # the frame behind the head is not lost
+
+
+async def test_a_settled_connection_keeps_its_answer_status_alone_and_still_works(clock: FakeClock) -> None:
+    conn, transport = upgraded()
+    answer = conn.response
+    assert answer is not None and answer.headers
+    conn.settle()
+    assert conn.opened is None  # the opening's future, let go of
+    assert conn.response is not None
+    assert (conn.response.status, conn.response.subprotocol, dict(conn.response.headers)) == (101, None, {})
+    transport.feed(server_frame(OP_PONG, b"after"))
+    assert conn.events == [("pong", b"after", clock.now)]
+    transport.lose()  # an end after settling is still reported
+    assert conn.events[-1] == ("lost", None)
 
 
 def _wrong_accept(request: bytes) -> bytes:
@@ -116,7 +137,7 @@ async def test_a_bad_upgrade_answer_fails_the_opening_and_aborts(
     conn, transport = requested()
     transport.feed(answer(transport.request))
     with pytest.raises(HandshakeError, match=f"^{re.escape(error)}$") as caught:
-        conn.opened.result()
+        opened(conn).result()
     assert caught.value.status == status
     assert conn.events == [("failed", caught.value)]
     assert transport.aborted
@@ -133,7 +154,7 @@ async def test_an_endless_answer_head_fails_past_64_kib() -> None:
         fed += len(line)
     assert MAX_HEAD - 1024 < fed <= MAX_HEAD + 1024
     with pytest.raises(HandshakeError, match=r"^the upgrade response head is larger than 64 KiB$"):
-        conn.opened.result()
+        opened(conn).result()
 
 
 @pytest.mark.parametrize(
@@ -151,7 +172,7 @@ async def test_the_connection_lost_before_the_answer_fails_the_opening(exc: Exce
     conn, transport = requested()
     transport.lose(exc)
     with pytest.raises(ConnectionClosed, match=f"^{re.escape(error)}$"):
-        conn.opened.result()
+        opened(conn).result()
     assert conn.is_lost
     assert conn.events == [("lost", exc)]
 

@@ -138,6 +138,7 @@ async def open_ws(
     if context is not None:
         await transport.start_tls(context, HOST)
     transport.start(conn)
+    assert conn.opened is not None
     await asyncio.wait_for(conn.opened, WAIT)
     return conn, transport
 

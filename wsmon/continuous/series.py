@@ -504,31 +504,26 @@ _clock = perf_counter  # for TURN (the tests stop ``perf_counter``, the window's
 
 
 class _Rows:
-    """The targets a column is given, with what is read once per scrape: the latest result (probe
-    mode) and the labels, in braces and opened for one more.
+    """The targets a column is given, with the latest result (probe mode), read once per scrape.
 
     Parallel lists, not a tuple per target: 10,000 tuples holding a state outlive a few
     collections during a scrape, get promoted to the oldest generation and bring its next
-    (full) collection closer; strings are no business of the collector.
+    (full) collection closer.
     """
 
-    __slots__ = ("braced", "opened", "results", "states")
+    __slots__ = ("results", "states")
 
     def __init__(self) -> None:
         self.states: list[TargetState] = []
         self.results: list[ProbeResult | None] = []
-        self.braced: list[str] = []
-        self.opened: list[str] = []
 
-    def add(self, state: TargetState, result: ProbeResult | None, braced: str, opened: str) -> None:
+    def add(self, state: TargetState, result: ProbeResult | None) -> None:
         self.states.append(state)
         self.results.append(result)
-        self.braced.append(braced)
-        self.opened.append(opened)
 
-    def blocks(self) -> Iterator[Iterator[tuple[TargetState, ProbeResult | None, str, str]]]:
+    def blocks(self) -> Iterator[Iterator[tuple[TargetState, ProbeResult | None]]]:
         """The rows, ``BLOCK`` at a time."""
-        rows = zip(self.states, self.results, self.braced, self.opened, strict=True)
+        rows = zip(self.states, self.results, strict=True)
         for _ in range(0, len(self.states), BLOCK):
             yield islice(rows, BLOCK)
 
@@ -551,14 +546,12 @@ def text_chunks(states: Sequence[TargetState], now: float | None = None) -> Iter
     since = _clock()
     for start in range(0, len(states), BLOCK):
         for state in states[start : start + BLOCK]:
-            text = label_text(state.labels)
-            braced, opened = (f"{{{text}}}", f"{{{text},") if text else ("", "{")
             result = None if state.target.mode is _PERSISTENT else state.latest
-            every.add(state, result, braced, opened)
+            every.add(state, result)
             if result is not None:
-                probed.add(state, result, braced, opened)
+                probed.add(state, result)
             elif state.target.mode is _PERSISTENT:
-                connections.add(state, result, braced, opened)
+                connections.add(state, result)
         if _clock() - since >= TURN:
             yield ""
             since = _clock()
@@ -569,8 +562,8 @@ def text_chunks(states: Sequence[TargetState], now: float | None = None) -> Iter
         write = cut if column is _window else column
         headed = False
         for block in rows_by_kind[kind].blocks():
-            for state, result, braced, opened in block:
-                text = write(state, result, braced, opened)
+            for state, result in block:
+                text = write(state, result, state.braced, state.opened)
                 if text:
                     if not headed:
                         pending.append(header)

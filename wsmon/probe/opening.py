@@ -59,6 +59,8 @@ class Opening:
         context = client_context(module.tls) if target.secure else None
         server_name = (module.tls.server_name or target.host) if context else None
         transport: StampedTransport | None = None
+        opened = conn.opened
+        assert opened is not None  # a new connection's
         try:
             # Our own transport on the socket: it reads the kernel's receive timestamps, so a
             # pong that waited for a busy loop still carries its arrival time (wsmon.ws.stamped).
@@ -74,14 +76,14 @@ class Opening:
                 began = clock.timed(Phase.TLS, began, version=self.tls_version)
             clock.enter(Phase.UPGRADE)
             transport.start(conn)  # connection_made: the upgrade request goes out
-            response = await conn.opened
+            response = await opened
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError) and conn.response is not None:
                 conn.go_away()  # cancelled (wsmon stopping) just as the upgrade completed
             elif transport is not None:
                 transport.abort()
-            if not conn.opened.done():
-                conn.opened.cancel()  # nobody will await it: no "exception never retrieved"
+            if not opened.done():
+                opened.cancel()  # nobody will await it: no "exception never retrieved"
             raise
         clock.timed(Phase.UPGRADE, began, status=response.status)
         return conn
