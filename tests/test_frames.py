@@ -169,8 +169,20 @@ def test_drained_payload_is_not_buffered() -> None:
     chunk = bytes(64 * 1024)
     for _ in range(size // len(chunk) - 1):
         assert p.feed(chunk) == []
-        assert len(p._buf) == 0  # skipped as it arrives, never kept
+        assert not p._buf  # skipped as it arrives, never kept
     assert p.feed(chunk + server_frame(OP_PONG, b"x")) == [(OP_BINARY, b""), (OP_PONG, b"x")]
+
+
+def test_frames_that_come_whole_leave_nothing_buffered_and_a_split_one_is_kept_until_whole() -> None:
+    p = parser(keep_data=True)
+    pong, text = server_frame(OP_PONG, b"1234"), server_frame(OP_TEXT, b"hello")
+    assert p.feed(pong + text) == [(OP_PONG, b"1234"), (OP_TEXT, b"hello")]
+    assert p._buf is None and p._parts is None  # a connection whose frames come whole keeps none
+    assert p.feed(pong[:3]) == []
+    assert p._buf == pong[:3]
+    assert p.feed(pong[3:] + text[:1]) == [(OP_PONG, b"1234")]
+    assert p.feed(text[1:]) == [(OP_TEXT, b"hello")]
+    assert p._buf is None
 
 
 # --- FrameParser: properties ------------------------------------------------------------------

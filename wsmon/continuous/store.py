@@ -38,6 +38,8 @@ RECENT_ERRORS = 10  # errors kept per target, newest first: what went wrong, and
 HEALTH_LOG = 16_384  # health changes the Store remembers for "changed since": a storm's worth
 # What every target without extracted values shares (most have none): never written to.
 _NO_VALUES: dict[str, tuple[float, float]] = {}
+# What every target that never failed shares (64 bytes each otherwise): never written to.
+_NO_FAILURES: dict[Reason, int] = {}
 
 
 class ConnectionState(StrEnum):
@@ -135,7 +137,7 @@ class TargetState:
         self.latest: ProbeResult | None = None  # probe mode
         self._paused = False  # from the dashboard: not probed, not reconnected
         self.pings_ok = 0  # successful probes or pings
-        self.failures: dict[Reason, int] = {}
+        self.failures: dict[Reason, int] = _NO_FAILURES  # a dict of its own at the first failure
         bounds = buckets(target.series.buckets)
         self.connect_histogram = LatencyHistogram(bounds)
         self.ping_histogram = LatencyHistogram(bounds)
@@ -244,6 +246,8 @@ class TargetState:
         self.window.add(rtt, now)
 
     def record_failure(self, reason: Reason, message: str) -> None:
+        if self.failures is _NO_FAILURES:
+            self.failures = {}
         self.failures[reason] = self.failures.get(reason, 0) + 1
         error = self.last_error = LastError(reason, message, time.time())
         if self._errors is None:

@@ -94,11 +94,13 @@ class FrameParser:
     )
 
     def __init__(self, max_size: int) -> None:
-        self._buf = bytearray()
+        # A frame's start that came without its end; made when needed: a connection whose
+        # frames come whole (pongs do) keeps none, and they are parsed where they came.
+        self._buf: bytearray | None = None
         self._skip = 0  # payload bytes of the current data frame still to discard
         self._frame_fin = False  # FIN bit of the frame being skipped
         self._message_op: int | None = None  # opcode of the data message in progress
-        self._parts: list[bytes] = []
+        self._parts: list[bytes] | None = None  # the kept message's frames, once one comes
         self._size = 0
         self._too_large = False
         self.keep_data = False
@@ -106,7 +108,6 @@ class FrameParser:
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         events: list[tuple[int, bytes]] = []
-        buf = self._buf
         if self._skip:
             if len(data) <= self._skip:
                 self._skip -= len(data)
@@ -117,7 +118,10 @@ class FrameParser:
             self._skip = 0
             if self._frame_fin:
                 events.append(self._end_message())
-        buf += data
+        buf: bytes | bytearray = data
+        if self._buf:
+            self._buf += data
+            buf = self._buf
         pos = 0
         end = len(buf)
         while end - pos >= 2:
@@ -151,7 +155,7 @@ class FrameParser:
             if (opcode == OP_CONT) == (self._message_op is None):
                 raise ProtocolError("continuation frame out of sequence")
             keep = self.keep_data and not self._too_large
-            if keep and (self._size + length > self.max_size or len(self._parts) >= MAX_FRAGMENTS):
+            if keep and (self._size + length > self.max_size or len(self._parts or ()) >= MAX_FRAGMENTS):
                 keep = False
             elif keep and end - pos - head < length:
                 break  # a kept frame is taken whole: wait for the rest of it
@@ -159,11 +163,13 @@ class FrameParser:
                 self._message_op = opcode
             if self.keep_data and not keep and not self._too_large:
                 self._too_large = True
-                self._parts.clear()
+                self._parts = None
             self._size += length
             pos += head
             available = end - pos
             if keep:
+                if self._parts is None:
+                    self._parts = []
                 self._parts.append(bytes(buf[pos : pos + length]))
                 pos += length
                 if fin:
@@ -177,14 +183,19 @@ class FrameParser:
             pos += length
             if fin:
                 events.append(self._end_message())
-        del buf[:pos]
+        if buf is self._buf:
+            del buf[:pos]
+            if not buf:
+                self._buf = None
+        elif pos < end:
+            self._buf = bytearray(buf[pos:])
         return events
 
     def _end_message(self) -> tuple[int, bytes]:
         opcode = self._message_op
         assert opcode is not None
-        event = (TOO_LARGE, b"") if self._too_large else (opcode, b"".join(self._parts))
-        self._message_op, self._parts, self._size, self._too_large = None, [], 0, False
+        event = (TOO_LARGE, b"") if self._too_large else (opcode, b"".join(self._parts or ()))
+        self._message_op, self._parts, self._size, self._too_large = None, None, 0, False
         if event[0] == OP_TEXT and event[1] and not event[1].isascii():
             try:
                 event[1].decode()

@@ -51,7 +51,14 @@ _arrival = stamps.arrival
 _TLS_WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _TLS_EOF = (ssl.SSLZeroReturnError, ssl.SSLEOFError)
 
-Deliver = Callable[[bytes, float], None]
+# What hands a read to the protocol (it, the data, the arrival time): its class's
+# ``data_received_at``, or for a plain asyncio protocol ``_untimed``. Functions of the class, not
+# bound methods: one kept per connection would be 64 bytes, 640 KB over 10,000.
+Deliver = Callable[[Any, bytes, float], None]
+
+
+def _untimed(protocol: Any, data: bytes, when: float) -> None:
+    protocol.data_received(data)
 
 
 async def connect_socket(addresses: Iterable[tuple[int, Any]]) -> socket.socket:
@@ -186,7 +193,7 @@ class StampedTransport(asyncio.Transport):
         self._closing = False
         self._lost = False  # the end is done or scheduled
         self._eof = False  # the peer shut its side down
-        self._wbuf = bytearray()
+        self._wbuf: bytearray | None = None  # what the kernel did not take yet; made when needed
         # perf_counter read right before the latest send system call: a ping's send time. Read
         # any earlier (before encoding, encrypting, the write's checks), a preemption in between
         # would count as round trip; on a loaded host that was measured at up to 5 ms a ping.
@@ -199,7 +206,7 @@ class StampedTransport(asyncio.Transport):
         self._outgoing: ssl.MemoryBIO | None = None
         self._handshake: asyncio.Future[None] | None = None
         self._tls_ready = False
-        self._pending: list[bytes] = []  # plaintext waiting for the TLS handshake (or a renegotiation)
+        self._pending: list[bytes] | None = None  # plaintext waiting for the TLS handshake (or a renegotiation)
         self._pending_size = 0
 
     # --- opening --------------------------------------------------------------------------
@@ -309,12 +316,11 @@ class StampedTransport(asyncio.Transport):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
-        stamped = getattr(protocol, "data_received_at", None)
+        stamped = getattr(type(protocol), "data_received_at", None)
         if stamped is not None:
             self._deliver = stamped
         else:
-            data_received = getattr(protocol, "data_received", None)
-            self._deliver = None if data_received is None else (lambda data, when: data_received(data))
+            self._deliver = None if getattr(protocol, "data_received", None) is None else _untimed
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         assert self._protocol is not None
@@ -353,7 +359,7 @@ class StampedTransport(asyncio.Transport):
         return self._low_water, self._high_water
 
     def get_write_buffer_size(self) -> int:
-        return len(self._wbuf) + self._pending_size
+        return (len(self._wbuf) if self._wbuf else 0) + self._pending_size
 
     def can_write_eof(self) -> bool:
         return False  # a WebSocket client never half-closes; TLS cannot
@@ -369,8 +375,7 @@ class StampedTransport(asyncio.Transport):
         elif self._tls_ready and not self._pending:
             self._encrypt(data)
         else:
-            self._pending.append(bytes(data))
-            self._pending_size += len(data)
+            self._hold(bytes(data))
             self._maybe_pause_protocol()
 
     def close(self) -> None:
@@ -448,7 +453,7 @@ class StampedTransport(asyncio.Transport):
                 self._decrypt(when)
             return
         try:
-            self._deliver(buffers[0][:size].tobytes(), when)  # type: ignore[misc]  # start() set it
+            self._deliver(self._protocol, buffers[0][:size].tobytes(), when)  # type: ignore[misc]  # start() set it
         except Exception as exc:
             self._fatal(exc)
 
@@ -481,8 +486,9 @@ class StampedTransport(asyncio.Transport):
         """Send raw bytes now, or buffer what the kernel does not take yet."""
         if self._lost:
             return
-        if self._wbuf:
-            self._wbuf += data
+        wbuf = self._wbuf
+        if wbuf:
+            wbuf += data
         else:
             try:
                 self.sent_at = perf_counter()
@@ -494,23 +500,26 @@ class StampedTransport(asyncio.Transport):
                 return
             if sent == len(data):
                 return
-            self._wbuf += memoryview(data)[sent:]
+            self._wbuf = bytearray(memoryview(data)[sent:])
             self._writing = True
             self._loop.add_writer(self._fd, self._on_writable)
         self._maybe_pause_protocol()
 
     def _on_writable(self) -> None:
+        wbuf = self._wbuf
+        assert wbuf is not None  # written to only while something waits in it
         try:
-            sent = self._sock.send(self._wbuf)
+            sent = self._sock.send(wbuf)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._fatal(exc)
             return
-        del self._wbuf[:sent]
+        del wbuf[:sent]
         self._maybe_resume_protocol()
-        if self._wbuf:
+        if wbuf:
             return
+        self._wbuf = None  # a burst's buffer is not kept for the connection's life
         self._writing = False
         self._loop.remove_writer(self._fd)
         if self._closing and not self._lost:
@@ -567,7 +576,7 @@ class StampedTransport(asyncio.Transport):
                 data = sslobj.read(_RECORD_SIZE)
                 if not data:
                     raise ssl.SSLZeroReturnError
-                deliver(data, when)
+                deliver(self._protocol, data, when)
                 # Skips the SSLWantReadError a further read would raise: exceptions cost.
                 if not incoming.pending and not sslobj.pending():
                     break
@@ -592,19 +601,24 @@ class StampedTransport(asyncio.Transport):
         try:
             sent = sslobj.write(data)
         except _TLS_WAIT:  # a renegotiation in progress: the data goes once it is done
-            self._pending.append(bytes(data))
-            self._pending_size += len(data)
+            self._hold(bytes(data))
             return
         except ssl.SSLError as exc:
             self._fatal(exc)
             return
         if sent < len(data):
-            self._pending.append(bytes(memoryview(data)[sent:]))
-            self._pending_size += len(data) - sent
+            self._hold(bytes(memoryview(data)[sent:]))
         self._flush_tls()
 
+    def _hold(self, data: bytes) -> None:
+        """Keep plaintext until TLS takes it (the handshake, or a renegotiation, is under way)."""
+        if self._pending is None:
+            self._pending = []  # made when needed: most connections never hold anything
+        self._pending.append(data)
+        self._pending_size += len(data)
+
     def _flush_pending(self) -> None:
-        pending, self._pending, self._pending_size = self._pending, [], 0
+        pending, self._pending, self._pending_size = self._pending or [], None, 0
         if self._tls_ready:
             for data in pending:
                 self._encrypt(data)
@@ -635,8 +649,7 @@ class StampedTransport(asyncio.Transport):
         if self._writing:
             self._writing = False
             self._loop.remove_writer(self._fd)
-        self._wbuf.clear()
-        self._pending.clear()
+        self._wbuf = self._pending = None
         self._pending_size = 0
         self._end(exc, soon=True, graceful=False)
 
