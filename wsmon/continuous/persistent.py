@@ -5,8 +5,8 @@ Built for thousands of connections in one process (see bench/persistent_load.py)
 - no task and no timer per connection while it is up: one ``PingWheel`` (``wheel.py``) wakes
   every 5 ms and pings the connections whose slot has come, so 10,000 targets cost 200
   wake-ups a second, not 10,000;
-- the send time is taken right before the write and the receive time first thing in
-  ``data_received``, so a busy loop delays the ping, not the measurement;
+- the send time is read right before the send system call and the receive time is the
+  kernel's (``wsmon.ws.stamped``), so a busy loop delays the ping, not the measurement;
 - a lost connection comes back with capped exponential backoff and jitter, through a timer
   (``call_later``) and a short-lived task for the opening handshake only.
 

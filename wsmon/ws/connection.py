@@ -3,7 +3,8 @@
 Measured here (see bench/): per probe, ``websockets``' asyncio client costs 6× the CPU of a Go
 prober and its sans-I/O core on a Protocol 2.2×; this lean path, with the handshake and framing
 of ``wsmon.handshake`` / ``wsmon.frames``, matches Go. It also keeps timestamps honest: the send
-time is read right before ``transport.write``, and the receive time is the kernel's arrival time
+time is read right before the send system call (``StampedTransport.sent_at``; before
+``transport.write`` on another transport), and the receive time is the kernel's arrival time
 when the transport has it (``StampedTransport`` calls ``data_received_at``), else it is read
 first thing in ``data_received``, before any parsing.
 
