@@ -102,10 +102,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_lost = True
-        opened = self.opened
-        if opened is not None and not opened.done():
-            why = f": {exc}" if exc else ""
-            opened.set_exception(ConnectionClosed(f"the server closed the connection{why}"))
+        why = f": {exc}" if exc else ""
+        self._not_opened(ConnectionClosed(f"the server closed the connection{why}"))
         self.lost(exc)
 
     def settle(self) -> None:
@@ -208,10 +206,14 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _fail(self, exc: Exception) -> None:
+    def _not_opened(self, exc: Exception) -> None:
+        """The opening, if it still awaits the upgrade, hears why it will not come."""
         opened = self.opened
         if opened is not None and not opened.done():
             opened.set_exception(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        self._not_opened(exc)
         self.failed(exc)
         if isinstance(exc, ProtocolError) and self.response is not None:
             self.send_close(exc.code)  # fail the WebSocket connection with its reason (RFC 6455 §7.1.7)

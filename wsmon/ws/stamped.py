@@ -623,7 +623,7 @@ class StampedTransport(asyncio.Transport):
             for data in pending:
                 self._encrypt(data)
         else:
-            self._pending, self._pending_size = pending, sum(map(len, pending))
+            self._pending, self._pending_size = pending or None, sum(map(len, pending))
         self._maybe_resume_protocol()
 
     # --- the end --------------------------------------------------------------------------
