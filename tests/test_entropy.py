@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from wsmon.ws.entropy import random_bytes
+from wsmon.ws.entropy import masking_key, random_bytes
 
 
 @pytest.mark.parametrize("n", [4, 16, 1000, 5000])
@@ -24,8 +24,24 @@ def test_masks_come_from_the_pool_not_a_constant() -> None:
     assert len(masks) > 1990  # 2000 draws from 2**32: a handful of collisions at most
 
 
+def test_masking_keys_are_32_bit_and_do_not_repeat_across_pages() -> None:
+    keys = [masking_key() for _ in range(3000)]  # nearly three pages of 1,024 keys
+    assert all(0 <= key < 2**32 for key in keys)
+    assert len(set(keys)) > 2990
+    assert max(keys) >= 2**31  # the top bit is used: a key is four random bytes, not three
+
+
+def test_keys_and_bytes_share_the_pool_without_handing_out_a_word_twice() -> None:
+    drawn = []
+    for _ in range(1500):  # crosses pages, with draws of both kinds in between
+        drawn.append(masking_key().to_bytes(4, "big"))
+        drawn.append(random_bytes(8))
+    words = [d[i : i + 4] for d in drawn for i in range(0, len(d), 4)]
+    assert len(set(words)) > len(words) - 10
+
+
 def test_a_forked_child_does_not_repeat_its_parent_s_bytes() -> None:
-    random_bytes(4)  # the parent has a page in use
+    masking_key()  # the parent has a page in use
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child

@@ -44,7 +44,9 @@ def unmask(frame: bytes) -> tuple[int, int, bool, bytes]:
 # --- encode_frame -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("length", "header_size"), [(0, 2), (1, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)])
+@pytest.mark.parametrize(
+    ("length", "header_size"), [(0, 2), (1, 2), (4, 2), (5, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)]
+)
 @pytest.mark.parametrize("opcode", [OP_TEXT, OP_PING, OP_CLOSE])
 def test_encode_frame(opcode: int, length: int, header_size: int) -> None:
     payload = bytes(i % 251 for i in range(length))
@@ -54,8 +56,9 @@ def test_encode_frame(opcode: int, length: int, header_size: int) -> None:
     assert (b0, declared, masked, unmasked) == (0x80 | opcode, length, True, payload)
 
 
-def test_encode_frame_uses_a_fresh_mask() -> None:
-    assert len({encode_frame(OP_TEXT, b"same payload") for _ in range(8)}) > 1
+@pytest.mark.parametrize("payload", [b"", b"ping", b"same payload"])
+def test_encode_frame_uses_a_fresh_mask(payload: bytes) -> None:
+    assert len({encode_frame(OP_PING, payload) for _ in range(8)}) > 1
 
 
 @given(st.binary(max_size=300), st.sampled_from([OP_TEXT, OP_BINARY]))
@@ -298,3 +301,53 @@ def test_kept_text_must_be_utf8(payload: bytes, valid: bool) -> None:
     # Binary messages carry any bytes; drained text is not read at all.
     assert feed_all(parser(keep_data=True), server_frame(OP_BINARY, payload)) == [(OP_BINARY, payload)]
     assert feed_all(parser(keep_data=False), server_frame(OP_TEXT, payload)) == [(OP_TEXT, b"")]
+
+
+# --- the whole-pong shortcut ----------------------------------------------------------------
+
+# What may have come before a read: nothing, a frame's start, a drained payload's start.
+BEFORE = [b"", server_frame(OP_TEXT, b"hello")[:3], server_frame(OP_TEXT, b"x" * 10)[:5], server_frame(OP_PONG, b"ab")]
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00\x00\x00\x07", b"p" * 125])
+def test_a_whole_pong_read_between_frames_takes_the_shortcut(payload: bytes) -> None:
+    assert parser().whole_pong(server_frame(OP_PONG, payload)) == payload
+
+
+@pytest.mark.parametrize(
+    ("before", "data"),
+    [
+        (BEFORE[1], server_frame(OP_PONG, b"1234")),  # the end of a frame is still awaited
+        (BEFORE[2], server_frame(OP_PONG, b"1234")),  # payload bytes that look like a pong
+        (b"", server_frame(OP_PONG, b"1234") + server_frame(OP_PING)),  # more than the pong
+        (b"", server_frame(OP_PONG, b"1234")[:-1]),  # less
+        (b"", server_frame(OP_PING, b"1234")),
+        (b"", server_frame(OP_PONG, b"1234", fin=False)),
+        (b"", server_frame(OP_PONG, b"1234", rsv=4)),  # a reserved bit
+        (b"", server_frame(OP_PONG, b"p" * 126)),  # 16-bit length: not a valid pong, feed says so
+        (b"", b""),
+        (b"", b"\x8a"),
+    ],
+)
+def test_anything_else_is_left_to_feed(before: bytes, data: bytes) -> None:
+    p = parser()
+    p.feed(before)
+    assert p.whole_pong(data) is None
+
+
+@given(
+    st.one_of(st.binary(max_size=140), st.binary(max_size=130).map(lambda p: server_frame(OP_PONG, p))),
+    st.sampled_from(BEFORE),
+    st.booleans(),
+)
+def test_the_shortcut_agrees_with_feed(data: bytes, before: bytes, keep_data: bool) -> None:
+    fast, slow = parser(keep_data), parser(keep_data)
+    fast.feed(before)
+    slow.feed(before)
+    payload = fast.whole_pong(data)
+    try:
+        events: list[Event] | None = slow.feed(data)
+    except ProtocolError:
+        events = None
+    if payload is not None:
+        assert events == [(OP_PONG, payload)]

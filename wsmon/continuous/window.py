@@ -56,26 +56,34 @@ class RollingWindow:
     def add(self, value: float, now: float) -> None:
         """Add a sample taken at ``now`` (monotonic seconds); the oldest goes when full."""
         tick = int(now * _TICKS_PER_SECOND) - self._base
-        self._expire(tick)
+        values, times = self._values, self._times
+        size, head, count = len(values), self._head, self._count
+        # Samples older than the window go (in ring order, oldest first). Here, not in a method
+        # of its own: once a second per persistent target, a call is a fifth of the cost.
+        oldest = tick - self._span
+        while count and times[head] < oldest:
+            head = (head + 1) % size
+            count -= 1
+        self._head, self._count = head, count
         if not 0 <= tick <= self._limit:
             # Past what the array holds: count from later. Before the base (a sample older than
             # the window): as the oldest there can be.
             tick = self._rebase(tick) if tick > 0 else 0
-        if len(self._values) < self.capacity and self._count == len(self._values):
-            # Grow while young: a probe every 30 s needs 10 slots, not the capacity.
-            self._rotate_to_zero()  # (replaces the arrays: no references to the old ones here)
-            self._values.append(value)
-            self._times.append(tick)
-            self._count += 1
-            return
-        values, times = self._values, self._times
-        slot = (self._head + self._count) % len(values)
+            times = self._times
+        if count == size:
+            if size < self.capacity:
+                # Grow while young: a probe every 30 s needs 10 slots, not the capacity.
+                self._rotate_to_zero()  # (replaces the arrays: no references to the old ones here)
+                self._values.append(value)
+                self._times.append(tick)
+                self._count += 1
+                return
+            self._head = (head + 1) % size  # full: the oldest is overwritten
+        else:
+            self._count = count + 1
+        slot = (head + count) % size
         values[slot] = value
         times[slot] = tick
-        if self._count == len(values):
-            self._head = (self._head + 1) % len(values)
-        else:
-            self._count += 1
 
     def _rotate_to_zero(self) -> None:
         if self._head:
@@ -90,14 +98,6 @@ class RollingWindow:
         self._base += shift
         self._times = array(self._times.typecode, [max(t - shift, 0) for t in self._times])
         return tick - shift
-
-    def _expire(self, tick: int) -> None:
-        oldest = tick - self._span
-        times = self._times
-        size = len(times)
-        while self._count and times[self._head] < oldest:
-            self._head = (self._head + 1) % size
-            self._count -= 1
 
     def _live(self, now: float) -> list[tuple[int, int]]:
         """Where the samples of the last ``span`` seconds are: one or two index ranges, oldest first.

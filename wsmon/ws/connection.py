@@ -82,6 +82,10 @@ class ClientConnection(asyncio.Protocol):
             data = self._receive_head(data, now)
             if not data:
                 return
+        payload = self.parser.whole_pong(data)
+        if payload is not None:
+            self.pong_received(payload, now)
+            return
         try:
             events = self.parser.feed(data)
         except ProtocolError as exc:
