@@ -267,7 +267,6 @@ WANTED = (
     "wsmon_ping_pong_window_seconds{",
     "wsmon_ping_pong_window_seconds_count{",  # read with the window: its last pong's number
     "probe_websocket_ping_pong_duration_seconds{",
-    "wsmon_untimed_pings_total",
 )
 
 
@@ -1359,14 +1358,8 @@ def window_figures(w: Window, n: int, base_kb: int, group_of: dict[str, str]) ->
         "lag_p99_ms": lag["p99_ms"],
         "lag_over_100ms": lag["over_100ms"],
         "lag_observations_per_s": lag["per_s"],
-        # Pings whose send was preempted: not timed, so in no window (absent from older copies).
-        "untimed_pings": untimed_pings(w.final) - untimed_pings(w.first),
         "scrapes": [{"wall_s": x.wall_s, "head_s": x.head_s, "wsmon_cpu_s": x.cpu_s, "bytes": x.size} for x in scrapes],
     }
-
-
-def untimed_pings(scrape: Scrape) -> float:
-    return scrape.values("wsmon_untimed_pings_total").get("", 0.0)
 
 
 def rtt_figures(w: Window, wire: Wire, captured: dict[str, str], window: float) -> dict[str, Any]:
@@ -1454,7 +1447,7 @@ def lag_text(w: dict[str, Any]) -> str:
     text = f"lag p50 {w['lag_p50_ms']:.2f} p99 {w['lag_p99_ms']:.2f} ms ({w['lag_over_100ms']:.0f} over 100 ms)"
     if w["lag_observations_per_s"] > 1.5 / TICK:
         text += f" DILUTED ({w['lag_observations_per_s']:.0f} observations/s)"
-    return text + f"; {w.get('untimed_pings', 0):.0f} pings untimed (send preempted)"
+    return text
 
 
 def scrapes_text(w: dict[str, Any]) -> str:
