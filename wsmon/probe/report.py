@@ -34,8 +34,7 @@ def probe_report(target: str, module: str, result: ProbeResult) -> list[str]:
         elif phase == "tls" and result.tls_version:
             detail = f"  {result.tls_version}"
         elif phase == "ping" and result.ping is not None:
-            ping = result.ping
-            detail = "  rtt " + ", ".join([_ms(rtt) for rtt in ping.rtts] + ["untimed"] * ping.untimed)
+            detail = "  rtt " + ", ".join(_ms(rtt) for rtt in result.ping.rtts)
         lines.append(f"  {phase:<9}{_ms(seconds):>12}{detail}")
         if phase == "message":
             for step in result.steps:
@@ -99,7 +98,6 @@ def probe_json(target: str, module: str, result: ProbeResult) -> dict[str, Any]:
             "sent": ping.sent,
             "received": ping.received,
             "rtts_seconds": list(ping.rtts),
-            "untimed": ping.untimed,
             "loss_ratio": ping.loss_ratio,
         },
         "steps": [
