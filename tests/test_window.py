@@ -316,3 +316,56 @@ def test_both_sorts_give_the_quantiles_of_the_sorted_samples(samples: list[float
         assert window.quantiles(1_001.0, QUANTILES) == [quantile(ordered, q) for q in QUANTILES]
     finally:
         window_module.NUMPY_FROM = real
+
+
+@given(
+    st.integers(min_value=64, max_value=200),  # the ring's capacity: numpy sorts every window here
+    st.integers(min_value=0, max_value=500),  # pongs before the last ones: where the ring's head lands
+    st.integers(min_value=1, max_value=199),  # the last pongs, the only ones still in the window
+    st.lists(st.floats(min_value=0.0, max_value=30.0, width=32), min_size=1, max_size=50),
+)
+def test_numpy_sort_of_a_wrapped_ring_reads_only_the_live_samples(
+    capacity: int, before: int, live: int, values: list[float]
+) -> None:
+    """The ring copied whole, its expired and unwritten slots made NaN before the sort: the same
+    figures as the live samples sorted alone, wherever the live samples start and end."""
+    import wsmon.continuous.window as window_module
+
+    real = window_module.NUMPY_FROM
+    window_module.NUMPY_FROM = 0
+    try:
+        window = RollingWindow(span=10.0, capacity=capacity)
+        for i in range(before):  # expired by the time of the read, and below every live sample
+            window.add(-1.0 - values[i % len(values)], now=1_000.0 + i * 0.001)
+        for i in range(live):
+            window.add(values[i % len(values)], now=2_000.0)
+        samples = window.samples(2_000.0)
+        assert len(samples) == min(live, capacity)
+        ordered = sorted(samples)
+        assert window.quantiles(2_000.0, QUANTILES) == [quantile(ordered, q) for q in QUANTILES]
+    finally:
+        window_module.NUMPY_FROM = real
+
+
+def test_numpy_sort_keeps_the_windows_own_nan_among_its_samples() -> None:
+    """A NaN sample (never a real round trip) sorts last as numpy sorts it alone, not among the
+    slots the copy made NaN: the maximum is NaN, the minimum and median are not."""
+    window = RollingWindow(span=10.0, capacity=100)
+    for _ in range(195):  # expired by the time of the read, below every live sample
+        window.add(-1.0, now=1_000.0)
+    for i in range(10):  # the live samples wrap round the ring: slots 95-99, then 0-5
+        window.add(float(i % 7), now=2_000.0)
+    window.add(math.nan, now=2_000.0)
+    assert len(window.samples(2_000.0)) == 11
+    assert window._head == 95
+    import wsmon.continuous.window as window_module
+
+    real = window_module.NUMPY_FROM
+    window_module.NUMPY_FROM = 0
+    try:
+        low, middle, high = window.quantiles(2_000.0, (0.0, 0.5, 1.0)) or []
+    finally:
+        window_module.NUMPY_FROM = real
+    ordered = sorted(float(i % 7) for i in range(10))
+    assert (low, middle) == (ordered[0], ordered[5])  # ranks 0 and 5 of 11: the NaN is rank 10
+    assert math.isnan(high)

@@ -151,11 +151,28 @@ class RollingWindow:
             listed.sort()
             chosen = [listed[i] for i in picks]
         else:
-            values = numpy.frombuffer(self._values, dtype=numpy.float32)  # a view of the array, for now
-            parts = [values[start:end] for start, end in live]
-            ordered = numpy.sort(parts[0] if len(parts) == 1 else numpy.concatenate(parts))
+            ordered = self._copied(live)
+            ordered.sort()
             chosen = ordered[indices].tolist()
         return [chosen[low] + (chosen[high] - chosen[low]) * part for low, high, part in ranks]
+
+    def _copied(self, live: list[tuple[int, int]]) -> npt.NDArray[numpy.float32]:
+        """The samples in the ranges ``_live`` found as a numpy array of their own, to sort: the
+        first ``count`` of it once sorted are the live samples sorted.
+
+        Live samples that wrap round the ring are the whole ring copied with the slots between
+        them (expired, or not written) made NaN, which numpy sorts last, after any NaN of the
+        samples' own: one copy and one assignment instead of two slices joined (~1.5 µs a window
+        less, most full windows wrap).
+        """
+        values = numpy.frombuffer(self._values, dtype=numpy.float32)  # a view of the array, for now
+        if len(live) == 1:
+            ((start, end),) = live
+            return values[start:end].copy()
+        (start, _), (_, end) = live
+        ring = values.copy()
+        ring[end:start] = numpy.nan
+        return ring
 
 
 @lru_cache(maxsize=64)
