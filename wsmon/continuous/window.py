@@ -23,6 +23,7 @@ __all__ = ["RollingWindow", "quantile"]
 _TICKS_PER_SECOND = 10
 NUMPY_FROM = 64  # samples in a window from which numpy sorts it (measured: the two cross at ~60)
 _SHORT_SPAN = 30_000  # ticks (50 minutes): windows up to this long keep their times in 16 bits
+_NAN = numpy.float32("nan")  # what a copy's dead slots become (a float32 is stored without a conversion)
 
 
 def quantile(ordered: Sequence[float], q: float) -> float:
@@ -165,13 +166,14 @@ class RollingWindow:
         samples' own: one copy and one assignment instead of two slices joined (~1.5 µs a window
         less, most full windows wrap).
         """
-        values = numpy.frombuffer(self._values, dtype=numpy.float32)  # a view of the array, for now
+        # float32 from the array's own buffer format ("f"): one call, where a view then a copy
+        # of it took two (~0.2 µs a window more).
+        ring: npt.NDArray[numpy.float32] = numpy.array(self._values)
         if len(live) == 1:
             ((start, end),) = live
-            return values[start:end].copy()
+            return ring[start:end]
         (start, _), (_, end) = live
-        ring = values.copy()
-        ring[end:start] = numpy.nan
+        ring[end:start] = _NAN
         return ring
 
 
