@@ -333,9 +333,39 @@ def test_time_hands_control_back_every_block(monkeypatch: pytest.MonkeyPatch) ->
     count = 5 * series.BLOCK
     store = _many(count)
     pieces = list(text_chunks(list(store)))
-    passes = sum(1 for _, kind, _ in series._PASSES if kind != series._PROBED)
+    passes = sum(1 for _, kind, _ in series._PASSES if kind in (series._ALL, series._CONNECTIONS))
     assert len(pieces) >= (count // series.BLOCK) * (1 + passes)
     assert "".join(pieces).encode() == render_reference(store)
+
+
+def test_families_most_targets_lack_are_written_from_the_targets_that_have_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """blackbox_exporter's names, subscriptions and extracted values: their columns are given
+    only the targets whose budget, config or values call for them, and the text is the same."""
+    calls: dict[str, list[str]] = {}
+
+    def counted(family: str, column: series.Column) -> series.Column:
+        def call(state: TargetState, result: ProbeResult | None, b: str, o: str) -> str:
+            calls.setdefault(family, []).append(state.target.name)
+            return column(state, result, b, o)
+
+        return call
+
+    passes = [(header, kind, counted(header.split()[2], column)) for header, kind, column in series._PASSES]
+    monkeypatch.setattr(series, "_PASSES", tuple(passes))
+    store = _store(list(KINDS))
+    assert "".join(text_chunks(list(store))).encode() == render_reference(store)
+    assert calls["probe_websocket_connection_upgraded"] == ["p-bb", "r-bb"]
+    assert calls["wsmon_messages_received_total"] == calls["wsmon_last_message_timestamp_seconds"] == ["p-sub"]
+    assert calls["wsmon_message_value"] == calls["wsmon_message_value_changed_timestamp_seconds"]
+    assert calls["wsmon_message_value"] == ["p-sub", "r-steps", "r-nodetail"]
+    calls.clear()
+    plain = _many(50)
+    assert "".join(text_chunks(list(plain))).encode() == render_reference(plain)
+    assert len(calls["probe_success"]) == 50
+    rare = {"probe_websocket_connection_upgraded", "wsmon_messages_received_total", "wsmon_message_value"}
+    assert not rare & set(calls)
 
 
 async def test_stream_store_gives_the_loop_a_turn_per_piece(monkeypatch: pytest.MonkeyPatch) -> None:
