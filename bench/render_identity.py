@@ -47,7 +47,7 @@ def _build(args: argparse.Namespace) -> Any:
 
 async def _get_metrics(store: Any) -> bytes:
     """``GET /metrics`` through the app's ASGI interface: the bytes a scraper would read."""
-    from starlette.types import Message
+    import httpx
 
     import wsmon.web.app as app
     from wsmon.config.file import Config
@@ -62,36 +62,11 @@ async def _get_metrics(store: Any) -> bytes:
     app.perf_counter = lambda: MONO  # type: ignore[attr-defined]  # the windows' cut
     app.generate_latest = lambda *_: OWN  # type: ignore[attr-defined]  # not the process's own figures
     state = app.ExporterState(live=LiveConfig(Config()), monitor=Monitor())  # type: ignore[arg-type]
-    sent: list[Message] = []
-    asked = False
-
-    async def receive() -> Message:
-        nonlocal asked
-        if asked:
-            await asyncio.Event().wait()  # no disconnect while the response streams
-        asked = True
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/metrics",
-        "raw_path": b"/metrics",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"wsmon")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 9095),
-    }
-    await app.create_app(state)(scope, receive, send)
-    assert sent[0]["status"] == 200
-    return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    transport = httpx.ASGITransport(app=app.create_app(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://wsmon") as client:
+        answer = await client.get("/metrics")
+    assert answer.status_code == 200
+    return answer.content
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
