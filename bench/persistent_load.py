@@ -1038,7 +1038,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if capture and shutil.which("tcpdump") is None:
         raise RuntimeError("tcpdump not found: apt-get install -y tcpdump (or run with --no-capture)")
     if args.profile and not Path(py_spy_argv(0, 1, "-")[0]).exists():
-        raise RuntimeError("--profile needs py-spy in the venv: pip install py-spy")
+        raise RuntimeError("--profile needs py-spy in the venv: make setup installs it")
     conditions = conditions_of(args)
     tmp = Path(tempfile.mkdtemp(prefix="wsmon-persistent-", dir="/tmp"))
     print(f"work files in {tmp}", file=sys.stderr)
