@@ -8,11 +8,14 @@ import statistics
 import struct
 import sys
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from wsmon.continuous import window as window_module
 from wsmon.continuous.window import RollingWindow, quantile
 
 
@@ -295,18 +298,26 @@ def test_long_run_with_jitter_matches_the_model() -> None:
 QUANTILES = (0.0, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0)
 
 
+@contextmanager
+def numpy_from(samples: int) -> Iterator[None]:
+    """Within it, windows of ``samples`` or more are sorted by numpy (0: every window). Not a
+    monkeypatch fixture: hypothesis tests take none that is function-scoped."""
+    real = window_module.NUMPY_FROM
+    window_module.NUMPY_FROM = samples
+    try:
+        yield
+    finally:
+        window_module.NUMPY_FROM = real
+
+
 @given(
     st.lists(st.floats(min_value=0.0, max_value=30.0, width=32), min_size=1, max_size=300),
     st.integers(min_value=0, max_value=400),  # where the ring starts: the live samples may wrap
     st.sampled_from([0, 10**9]),  # numpy for every window, or for none
 )
-def test_both_sorts_give_the_quantiles_of_the_sorted_samples(samples: list[float], skip: int, numpy_from: int) -> None:
+def test_both_sorts_give_the_quantiles_of_the_sorted_samples(samples: list[float], skip: int, threshold: int) -> None:
     """A window is sorted by numpy from window.NUMPY_FROM samples, by a list below: the same figures."""
-    import wsmon.continuous.window as window_module
-
-    real = window_module.NUMPY_FROM
-    window_module.NUMPY_FROM = numpy_from
-    try:
+    with numpy_from(threshold):
         window = RollingWindow(span=10_000.0, capacity=len(samples))
         for i in range(skip):  # turn the ring over: its head lands anywhere
             window.add(0.0, now=1_000.0 + i * 0.001)
@@ -314,8 +325,6 @@ def test_both_sorts_give_the_quantiles_of_the_sorted_samples(samples: list[float
             window.add(value, now=1_001.0)
         ordered = sorted(f32(v) for v in samples)
         assert window.quantiles(1_001.0, QUANTILES) == [quantile(ordered, q) for q in QUANTILES]
-    finally:
-        window_module.NUMPY_FROM = real
 
 
 @given(
@@ -329,11 +338,7 @@ def test_numpy_sort_of_a_wrapped_ring_reads_only_the_live_samples(
 ) -> None:
     """The ring copied whole, its expired and unwritten slots made NaN before the sort: the same
     figures as the live samples sorted alone, wherever the live samples start and end."""
-    import wsmon.continuous.window as window_module
-
-    real = window_module.NUMPY_FROM
-    window_module.NUMPY_FROM = 0
-    try:
+    with numpy_from(0):
         window = RollingWindow(span=10.0, capacity=capacity)
         for i in range(before):  # expired by the time of the read, and below every live sample
             window.add(-1.0 - values[i % len(values)], now=1_000.0 + i * 0.001)
@@ -343,8 +348,6 @@ def test_numpy_sort_of_a_wrapped_ring_reads_only_the_live_samples(
         assert len(samples) == min(live, capacity)
         ordered = sorted(samples)
         assert window.quantiles(2_000.0, QUANTILES) == [quantile(ordered, q) for q in QUANTILES]
-    finally:
-        window_module.NUMPY_FROM = real
 
 
 def test_numpy_sort_keeps_the_windows_own_nan_among_its_samples() -> None:
@@ -358,14 +361,8 @@ def test_numpy_sort_keeps_the_windows_own_nan_among_its_samples() -> None:
     window.add(math.nan, now=2_000.0)
     assert len(window.samples(2_000.0)) == 11
     assert window._head == 95
-    import wsmon.continuous.window as window_module
-
-    real = window_module.NUMPY_FROM
-    window_module.NUMPY_FROM = 0
-    try:
+    with numpy_from(0):
         low, middle, high = window.quantiles(2_000.0, (0.0, 0.5, 1.0)) or []
-    finally:
-        window_module.NUMPY_FROM = real
     ordered = sorted(float(i % 7) for i in range(10))
     assert (low, middle) == (ordered[0], ordered[5])  # ranks 0 and 5 of 11: the NaN is rank 10
     assert math.isnan(high)
