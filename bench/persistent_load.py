@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ping_trace
 from probe_cpu import BIN, BUILD_GOREF_CANDIDATES, RESULTS, ROOT, ensure_goref, free_port
 
 from wsmon.continuous import series
@@ -71,6 +72,7 @@ from wsmon.continuous.window import quantile  # the wire's quantiles by the defi
 
 BENCH = Path(__file__).resolve().parent
 MULTIECHO_SRC = BENCH / "multiecho.go"
+PING_TRACE = BENCH / "ping_trace.py"
 MULTIECHO = BIN / "multiecho"
 GOPERSIST = BIN / "gopersist"
 
@@ -240,13 +242,14 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], what: str, limit: f
             time.sleep(0.05)
 
 
-def wsmon_argv(config: Path, port: int) -> list[str]:
+def wsmon_argv(config: Path, port: int, trace: tuple[Path, Path] | None = None) -> list[str]:
     # `python -m wsmon` honours PYTHONPATH, so a copy of wsmon/ can be measured instead, as
     # long as it does not run in the checkout (-m puts the working directory first).
+    # ``trace``: (names, out) for ping_trace.py, which runs wsmon with those targets' pings traced.
+    start = ["-m", "wsmon"] if trace is None else [str(PING_TRACE), str(trace[0]), str(trace[1]), "--"]
     return [
         sys.executable,
-        "-m",
-        "wsmon",
+        *start,
         "serve",
         "--config",
         str(config),
@@ -1019,13 +1022,25 @@ def start_servers(args: argparse.Namespace, procs: Processes, tmp: Path) -> tupl
     raise RuntimeError("no free range of server ports found in 5 tries")
 
 
+CONDITION_KINDS = ("quiet", "scrape", "neighbour")
+
+
 def conditions_of(args: argparse.Namespace) -> list[Condition]:
+    """The windows to measure, in order: each kind asked for, each ``--repeat`` times."""
     quiet = Condition("quiet", "no scrapes but the two around the window")
     scraped = [
         Condition(f"scrape-{s:g}s", f"/metrics scraped every {s:g} s", scrape_every=s) for s in args.scrape_intervals
     ]
     neighbour = Condition("neighbour", "a CPU-bound neighbour process (busy loop) all along", neighbour=True)
-    return [quiet, *scraped, neighbour]
+    kinds = {"quiet": [quiet], "scrape": scraped, "neighbour": [neighbour]}
+    chosen = [c for kind in args.conditions for c in kinds[kind]]
+    if args.repeat == 1:
+        return chosen
+    return [
+        Condition(f"{c.name}-{i}", c.text, c.scrape_every, c.neighbour)
+        for c in chosen
+        for i in range(1, args.repeat + 1)
+    ]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -1067,8 +1082,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             helpers["tcpdump"] = tcpdump
         web = free_port()
         log_path = tmp / "wsmon.log"
+        traced = [name for name, _, _, is_captured in plan.targets if is_captured] if args.trace_pings else []
+        trace = (tmp / "traced.txt", tmp / "pings.trace") if traced else None
+        if trace is not None:
+            trace[0].write_text("\n".join(traced) + "\n")
         started = time.monotonic()
-        wsmon = procs.start("wsmon", wsmon_argv(config, web), out=log_path, cwd=tmp)
+        wsmon = procs.start("wsmon", wsmon_argv(config, web, trace), out=log_path, cwd=tmp)
         wait_listening(web, wsmon, "wsmon", limit=60)
         watch = LogWatch(log_path)
         deadline = time.monotonic() + args.connect_limit
@@ -1181,6 +1200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "parse_s": time.monotonic() - began,
         }
     captured = {name: group for name, _, group, is_captured in plan.targets if is_captured}
+    pings, pongs = ping_trace.read(trace[1]) if trace is not None else ({}, {})
     report["conditions"] = []
     for condition, w in measured:
         entry: dict[str, Any] = {
@@ -1192,6 +1212,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         if wire is not None:
             entry["rtt"] = rtt_figures(w, wire, captured, window)
+            if trace is not None:
+                entry["traced"] = traced_figures(w, wire, traced, pings, pongs)
         report["conditions"].append(entry)
     report["verdicts"] = verdicts(report)
     if not args.keep:
@@ -1405,6 +1427,66 @@ def rtt_figures(w: Window, wire: Wire, captured: dict[str, str], window: float) 
     return {"groups": groups, "render_bounds_contradicted": contradicted, "targets": targets}
 
 
+def traced_figures(
+    w: Window,
+    wire: Wire,
+    names: list[str],
+    pings: dict[int, dict[int, tuple[float, ...]]],
+    pongs: dict[int, dict[int, tuple[float, ...]]],
+) -> dict[str, Any]:
+    """Every traced pong wsmon read during the window (``--trace-pings``): the round trip it
+    recorded − the same ping's on the wire, and that error split in two. The send gap: the ping
+    on the wire − wsmon's send time (a preemption between the clock read and the packet
+    leaving); the arrival gap: the arrival wsmon used − the pong on the wire (a wrong stamp, or
+    its conversion preempted). The two add up to the error; each alone also carries the error
+    of the offset between the capture's clock and wsmon's (a few µs)."""
+    rows: list[dict[str, Any]] = []
+    pairs: list[float] = []
+    unmatched = 0
+    began, ended = w.first.began, w.final.began
+    for i, name in enumerate(names):
+        on_wire, sent = wire.rtts.get(name, {}), pings.get(i, {})
+        for seq, (now, read_now, age, pair, sent_at, _) in pongs.get(i, {}).items():
+            if not began <= now < ended or math.isnan(sent_at):
+                continue
+            if seq not in on_wire or seq not in sent:
+                unmatched += 1
+                continue
+            wire_sent, wire_rtt = on_wire[seq]
+            wire_sent -= w.offset
+            before, _, after, buffered, _, _ = sent[seq]
+            pairs.append(pair)
+            rows.append(
+                {
+                    "target": name,
+                    "seq": seq,
+                    "error_ms": (now - sent_at - wire_rtt) * 1e3,
+                    "send_gap_ms": (wire_sent - sent_at) * 1e3,
+                    "arrival_gap_ms": (now - wire_sent - wire_rtt) * 1e3,
+                    "send_ms": (after - before) * 1e3,
+                    "buffered": bool(buffered),
+                    "read_late_ms": (read_now - now) * 1e3,
+                    "stamped": not math.isnan(age),
+                    "pair": pair,
+                }
+            )
+    middle = statistics.median(pairs) if pairs else 0.0
+    for row in rows:
+        row["clock_pair_us"] = (row.pop("pair") - middle) * 1e6  # a preemption between the two reads
+    worst = sorted(rows, key=lambda r: -abs(r["error_ms"]))
+    return {
+        "pongs": len(rows),
+        "unmatched": unmatched,
+        "unstamped": sum(not r["stamped"] for r in rows),
+        "over_0.5ms": sum(abs(r["error_ms"]) > 0.5 for r in rows),
+        "over_1ms": sum(abs(r["error_ms"]) > 1.0 for r in rows),
+        **{
+            k: summary_ms([r[k] * 1e-3 for r in rows]) for k in ("error_ms", "send_gap_ms", "arrival_gap_ms", "send_ms")
+        },
+        "worst": worst[:10],
+    }
+
+
 def py_spy_argv(pid: int, seconds: float, out: str) -> list[str]:
     # --nonblocking: py-spy does not stop wsmon to read its stacks (that would add lag).
     spy = str(Path(sys.executable).parent / "py-spy")
@@ -1529,6 +1611,22 @@ def print_report(r: dict[str, Any]) -> None:
                 f"ambiguous {g.get('per_ping_ambiguous', 0)}): p50 {p.get('p50', math.nan):+.3f} "
                 f"p99 {p.get('p99', math.nan):+.3f} max {p.get('max', math.nan):+.3f} ms"
             )
+        t = c.get("traced")
+        if t and t["pongs"]:
+            e, sg, ag = t["error_ms"], t["send_gap_ms"], t["arrival_gap_ms"]
+            print(
+                f"    traced pongs {t['pongs']} (not on the capture {t['unmatched']}, unstamped {t['unstamped']}): "
+                f"RTT − wire p50 {e['p50']:+.3f} p99 {e['p99']:+.3f} min {e['min']:+.3f} max {e['max']:+.3f} ms, "
+                f"{t['over_0.5ms']} over 0.5 ms, {t['over_1ms']} over 1 ms; send gap p50 {sg['p50']:+.3f} "
+                f"max {sg['max']:+.3f}; arrival gap p50 {ag['p50']:+.3f} min {ag['min']:+.3f} max {ag['max']:+.3f}"
+            )
+            for x in t["worst"][:5]:
+                print(
+                    f"      {x['target']} #{x['seq']}: {x['error_ms']:+.3f} = send gap {x['send_gap_ms']:+.3f} "
+                    f"+ arrival gap {x['arrival_gap_ms']:+.3f} ms; send took {x['send_ms']:.3f} ms"
+                    f"{' (buffered)' if x['buffered'] else ''}, read {x['read_late_ms']:.3f} ms late, "
+                    f"clock pair {x['clock_pair_us']:+.1f} µs"
+                )
         if rtt["render_bounds_contradicted"]:
             print(
                 f"    WARNING: {rtt['render_bounds_contradicted']} targets' render times fell outside the bounds "
@@ -1603,6 +1701,14 @@ def intervals(text: str) -> list[float]:
     return values
 
 
+def kinds(text: str) -> list[str]:
+    chosen = [x.strip() for x in text.split(",") if x.strip()]
+    wrong = [x for x in chosen if x not in CONDITION_KINDS]
+    if wrong or not chosen:
+        raise argparse.ArgumentTypeError(f"conditions are some of {', '.join(CONDITION_KINDS)}")
+    return chosen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", type=int, default=10_000, help="persistent targets (default 10000)")
@@ -1641,12 +1747,30 @@ def main() -> int:
         action="store_true",
         help="run wsmon's thread with SCHED_FIFO priority 10 during the windows: its own lag, not a busy machine's",
     )
+    parser.add_argument(
+        "--conditions",
+        type=kinds,
+        default=list(CONDITION_KINDS),
+        metavar="KIND[,KIND…]",
+        help=f"which condition windows to measure, in this order: {', '.join(CONDITION_KINDS)} (default all)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="measure each condition's window N times (default 1)")
+    parser.add_argument(
+        "--trace-pings",
+        action="store_true",
+        help="run wsmon under ping_trace.py: every captured target's round trips compared one by one with the wire, "
+        "each error split into the send's and the arrival's part (costs wsmon some CPU: not for the CPU verdict)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (config, logs, capture)")
     args = parser.parse_args()
     if args.delayed is None:
         args.delayed = args.targets // 10
     if not 0 <= args.delayed <= args.targets or args.targets < 1:
         parser.error("need 0 ≤ --delayed ≤ --targets and --targets ≥ 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.trace_pings and args.no_capture:
+        parser.error("--trace-pings compares with the capture: not with --no-capture")
     if args.seconds < 2:
         parser.error("--seconds must be at least 2")
     began = time.time()

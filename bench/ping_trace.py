@@ -1,0 +1,114 @@
+"""Runs ``wsmon`` with every ping and pong of some persistent targets written down, one record
+each, so that a benchmark can match each round trip wsmon measured to the same ping on the wire
+and tell where an error came from.
+
+    python bench/ping_trace.py NAMES OUT -- serve --config … (wsmon's own arguments)
+
+NAMES is a file of target names, one a line; OUT gets ``RECORD`` records (little-endian):
+
+- a ping: kind 0, the target's index in NAMES, its sequence number, the clock before
+  ``tick()``, the send time wsmon recorded, the clock after ``tick()`` (the send's duration
+  bounds a preemption around the write), 1 if the frame was left buffered in the transport;
+- a pong: kind 1, index, sequence number, the arrival wsmon used, the ``perf_counter`` read
+  after the ``recvmsg`` that brought it, the stamp's age at that read (wall clock − stamp;
+  NaN without one), the wall clock − that ``perf_counter`` (a preemption between the two reads
+  shows as a jump), the ping's send time as wsmon held it, the clock when ``pong()`` ran.
+
+Only what the benchmark names is traced; the others pay one set lookup a ping and pong. The
+records go through a buffered file, written out when wsmon exits (SIGTERM stops it cleanly).
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import struct
+import sys
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+RECORD = struct.Struct("<BII6d")
+PING, PONG = 0, 1
+
+
+def install(names: list[str], out: Path) -> None:
+    from wsmon.continuous.persistent import PersistentTarget
+    from wsmon.ws import stamped, stamps
+
+    index = {name: i for i, name in enumerate(names)}
+    sink = open(out, "wb", buffering=1 << 20)  # noqa: SIM115  # closed at exit
+    atexit.register(sink.close)
+    write, pack = sink.write, RECORD.pack
+    last_read: list[Any] = [0.0, 0, None]  # the latest read's clocks and ancillary data
+    arrival = stamped._arrival
+    tick, pong = PersistentTarget.tick, PersistentTarget.pong
+
+    def traced_arrival(ancdata: Any, now: float, wall_ns: int) -> float | None:
+        last_read[0], last_read[1], last_read[2] = now, wall_ns, ancdata
+        return arrival(ancdata, now, wall_ns)
+
+    def traced_tick(self: PersistentTarget) -> None:
+        i = index.get(self.target.name)
+        if i is None:
+            tick(self)
+            return
+        before = perf_counter()
+        tick(self)
+        after = perf_counter()
+        sent_at = self._ping_sent_at
+        if sent_at is not None and before <= sent_at:  # a ping went out in this tick
+            conn = self.conn
+            buffered = float(bool(conn is not None and getattr(conn.transport, "_wbuf", None)))
+            write(pack(PING, i, self._seq, before, sent_at, after, buffered, 0.0, 0.0))
+
+    def traced_pong(self: PersistentTarget, payload: bytes, now: float) -> None:
+        i = index.get(self.target.name)
+        if i is not None and len(payload) == 4:
+            read_now, wall_ns, ancdata = last_read
+            age = math.nan
+            if ancdata:
+                seconds, nanoseconds = stamps._TIMESPEC.unpack_from(ancdata[0][2])
+                age = (wall_ns - seconds * 1_000_000_000 - nanoseconds) * 1e-9
+            sent_at = self._ping_sent_at
+            write(
+                pack(
+                    PONG,
+                    i,
+                    int.from_bytes(payload, "big"),
+                    now,
+                    read_now,
+                    age,
+                    wall_ns * 1e-9 - read_now,
+                    math.nan if sent_at is None else sent_at,
+                    perf_counter(),
+                )
+            )
+        pong(self, payload, now)
+
+    stamped._arrival = traced_arrival  # type: ignore[assignment]
+    PersistentTarget.tick = traced_tick  # type: ignore[method-assign]
+    PersistentTarget.pong = traced_pong  # type: ignore[method-assign]
+
+
+def read(path: Path) -> tuple[dict[int, dict[int, tuple[float, ...]]], dict[int, dict[int, tuple[float, ...]]]]:
+    """(pings, pongs): target index → sequence number → the record's six values."""
+    pings: dict[int, dict[int, tuple[float, ...]]] = {}
+    pongs: dict[int, dict[int, tuple[float, ...]]] = {}
+    for kind, i, seq, *values in RECORD.iter_unpack(path.read_bytes()):
+        (pings if kind == PING else pongs).setdefault(i, {})[seq] = tuple(values)
+    return pings, pongs
+
+
+def main() -> None:
+    if len(sys.argv) < 4 or sys.argv[3] != "--":
+        sys.exit("usage: ping_trace.py NAMES OUT -- WSMON-ARGUMENTS…")
+    install(Path(sys.argv[1]).read_text().split(), Path(sys.argv[2]))
+    sys.argv = ["wsmon", *sys.argv[4:]]
+    from wsmon.cli import main as wsmon_main
+
+    wsmon_main()
+
+
+if __name__ == "__main__":
+    main()
