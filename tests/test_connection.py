@@ -20,8 +20,8 @@ from tests.fakes import (
 )
 from tests.servers import MS, Peer, server_frame
 from wsmon.errors import ConnectionClosed, HandshakeError, ProtocolError
-from wsmon.ws import connection
-from wsmon.ws.connection import ClientConnection
+from wsmon.ws import connection, stamps
+from wsmon.ws.connection import SEND_DOUBT, ClientConnection
 from wsmon.ws.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TOO_LARGE, close_payload
 from wsmon.ws.handshake import MAX_HEAD, Response
 
@@ -191,6 +191,36 @@ async def test_our_ping_goes_out_masked_and_reports_its_send_time(clock: FakeClo
     conn, transport = upgraded()
     assert conn.send_ping(b"\x00\x00\x00\x07") == clock.now
     assert transport.frames() == [(OP_PING, b"\x00\x00\x00\x07")]
+
+
+class SlowWrites(FakeTransport):
+    """Each write takes ``seconds`` of the test's clock, as a send preempted on its way."""
+
+    def __init__(self, protocol: asyncio.Protocol, clock: FakeClock, seconds: float) -> None:
+        self.clock, self.seconds = clock, seconds
+        super().__init__(protocol)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        super().write(data)
+        self.clock.advance(self.seconds)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "timed"),
+    [(0.0, True), (SEND_DOUBT * 0.9, True), (SEND_DOUBT * 1.1, False), (3 * MS, False)],
+    ids=["instant", "under the bound", "over it", "preempted"],
+)
+async def test_a_ping_whose_send_took_too_long_is_not_timed(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch, seconds: float, timed: bool
+) -> None:
+    monkeypatch.setattr(stamps, "tally", stamps.Tally())
+    conn = RecordingConnection(b"GET / HTTP/1.1\r\n\r\n", "key", asyncio.get_running_loop())
+    transport = SlowWrites(conn, clock, seconds)
+    began = clock.now
+    assert conn.send_ping(b"\x00\x00\x00\x01") == (began if timed else None)
+    assert transport.frames() == [(OP_PING, b"\x00\x00\x00\x01")]  # it went out all the same
+    assert stamps.tally.untimed_pings == (0 if timed else 1)
+    assert conn.send_text("hello") == began + seconds  # a message step's send time is kept as ever
 
 
 async def test_pongs_and_messages_are_reported_with_their_receive_time(clock: FakeClock) -> None:

@@ -333,6 +333,29 @@ async def test_a_ping_is_timed_by_its_pong(rig: Rig) -> None:
     assert transport.frames()[-1] == (OP_PING, b"\x00\x00\x00\x02")
 
 
+async def test_the_pong_to_a_ping_sent_late_counts_but_is_not_timed(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wsmon preempted while sending: the pong proves the connection, its round trip is unknown."""
+    transport = await connected(rig)
+    write, delays = transport.write, [2 * MS]
+
+    def preempted(data: bytes | bytearray | memoryview) -> None:
+        write(data)
+        if delays:  # the send system call returned this much after the clock was read
+            rig.clock.advance(delays.pop())
+
+    monkeypatch.setattr(transport, "write", preempted)
+    rig.target.tick()
+    transport.feed(pong_for_last_ping(transport))
+    assert (rig.state.pings_ok, rig.state.last_ping_ok, rig.state.last_rtt) == (1, True, None)
+    assert (rig.state.ping_histogram.count, rig.state.window.samples(rig.clock.now)) == (0, [])
+    rig.target.tick()  # the next ping is sent in time: timed as ever
+    rig.clock.advance(3 * MS)
+    transport.feed(pong_for_last_ping(transport))
+    assert rig.state.last_rtt == pytest.approx(3 * MS)
+    assert (rig.state.pings_ok, rig.state.ping_histogram.count) == (2, 1)
+    assert rig.state.window.samples(rig.clock.now) == [pytest.approx(3 * MS)]
+
+
 async def test_no_pong_in_time_drops_the_connection_and_backs_off(rig: Rig) -> None:
     transport = await connected(rig)
     rig.target.tick()

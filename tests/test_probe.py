@@ -12,13 +12,15 @@ from time import perf_counter
 import pytest
 
 from tests import servers
+from tests.preempt import preempt_ping_sends
 from tests.servers import MS, SNAPSHOT_SIZE, Server, TLSCertificates
 from wsmon.probe.jsonpath import JsonPath
 from wsmon.probe.log import ProbeLog
 from wsmon.probe.module import BUILTIN_MODULES, Module, Step
-from wsmon.probe.prober import probe
+from wsmon.probe.prober import MAX_RESENDS, probe
 from wsmon.probe.reasons import Phase, Reason
 from wsmon.probe.result import ProbeResult
+from wsmon.ws import stamps
 from wsmon.ws.tls import TLSOptions
 
 PING = BUILTIN_MODULES["ping"]
@@ -84,6 +86,30 @@ async def test_several_pings(echo_server: Server) -> None:
     assert (result.ping.sent, result.ping.received, result.ping.loss_ratio) == (5, 5, 0.0)
     assert 0 < result.ping.min <= result.ping.avg <= result.ping.max < result.duration
     assert result.ping.jitter >= 0
+
+
+HOLD = 50 * MS  # how long the core is taken away from a ping's send
+
+
+@pytest.mark.parametrize(("held", "timed", "untimed"), [(1, 1, 0), (MAX_RESENDS + 1, 0, 1)], ids=["once", "every time"])
+async def test_a_ping_whose_send_was_preempted_is_sent_again(
+    echo_server: Server, monkeypatch: pytest.MonkeyPatch, held: int, timed: int, untimed: int
+) -> None:
+    """The pong to a ping whose send time is in doubt proves the connection, not the round trip:
+    the ping is sent again, up to MAX_RESENDS times; then its pong counts, untimed."""
+    preempt_ping_sends(monkeypatch, *[HOLD] * held)
+    monkeypatch.setattr(stamps, "tally", stamps.Tally())
+    result = await run(echo_server.url())
+    assert result.success, result.error
+    assert result.ping is not None
+    ping = result.ping
+    assert (ping.sent, ping.received, len(ping.rtts), ping.untimed) == (1, 1, timed, untimed)
+    assert stamps.tally.untimed_pings == held
+    assert result.ping_success
+    if timed:
+        assert result.ping_rtt is not None and 0 < result.ping_rtt < HOLD  # the ping sent again, in time
+    else:
+        assert result.ping_rtt is None  # no round trip is reported rather than a wrong one
 
 
 async def test_connect_module_succeeds_on_a_server_without_pings(no_ping_server: Server) -> None:

@@ -1,4 +1,5 @@
-"""``/metrics`` says what times wsmon's round trips: the kernel's receive timestamps, or the loop."""
+"""``/metrics`` says what times wsmon's round trips: the kernel's receive timestamps, or the loop;
+and how many pings were left untimed, their send preempted."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.exporter import running_exporter
+from tests.preempt import preempt_ping_sends
+from tests.servers import MS
 from wsmon.ws import stamps
 
 
@@ -17,7 +20,9 @@ def counts(text: str) -> dict[str, float]:
                 found[sample.labels["clock"]] = sample.value
             elif sample.name == "wsmon_receive_clock_loop_reads_total":
                 found["loop reads"] = sample.value
-    assert set(found) == {"kernel", "loop", "loop reads"}, found
+            elif sample.name == "wsmon_untimed_pings_total":
+                found["untimed"] = sample.value
+    assert set(found) == {"kernel", "loop", "loop reads", "untimed"}, found
     return found
 
 
@@ -30,6 +35,19 @@ async def test_probes_count_as_kernel_timed() -> None:
         after = counts((await running.client.get("/metrics")).text)
     assert after["kernel"] - before["kernel"] == 3
     assert after["loop"] == before["loop"]
+
+
+async def test_a_ping_whose_send_was_preempted_is_counted_untimed(monkeypatch: pytest.MonkeyPatch) -> None:
+    preempt_ping_sends(monkeypatch, 50 * MS)
+    async with running_exporter() as running:
+        before = counts((await running.client.get("/metrics")).text)
+        answer = await running.client.get("/probe", params={"target": running.echo_url})
+        lines = answer.text.splitlines()
+        assert "probe_success 1.0" in lines
+        (rtt,) = [line for line in lines if line.startswith("probe_websocket_ping_pong_duration_seconds ")]
+        assert float(rtt.split()[1]) < 50 * MS  # the ping sent again, in time, is the one reported
+        after = counts((await running.client.get("/metrics")).text)
+    assert after["untimed"] - before["untimed"] == 1
 
 
 async def test_where_the_kernel_gives_no_stamps_it_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -134,6 +134,7 @@ class PersistentTarget:
         "_pending",
         "_ping_payload",
         "_ping_sent_at",
+        "_ping_timed",
         "_seq",
         "_stopped",
         "_url",
@@ -170,7 +171,8 @@ class PersistentTarget:
         self.conn: _Connection | None = None  # while CONNECTED or CLOSING
         self.slot: int | None = None  # the PingWheel's
         self._ping_payload = b""
-        self._ping_sent_at: float | None = None
+        self._ping_sent_at: float | None = None  # while a ping awaits its pong
+        self._ping_timed = False  # whether its send time is known closely enough to time it by
         self._seq = 0
 
     def _to(self, new: State, connect_seconds: float = 0.0, **details: Any) -> None:
@@ -261,7 +263,9 @@ class PersistentTarget:
             return
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         self._ping_payload = self._seq.to_bytes(4, "big")
-        self._ping_sent_at = conn.send_ping(self._ping_payload)
+        sent_at = conn.send_ping(self._ping_payload)
+        self._ping_timed = sent_at is not None
+        self._ping_sent_at = perf_counter() if sent_at is None else sent_at
 
     def pong(self, payload: bytes, now: float) -> None:
         sent_at = self._ping_sent_at
@@ -269,7 +273,10 @@ class PersistentTarget:
             return  # unsolicited, or the answer to a ping already given up on
         self._ping_sent_at = None
         self._attempts = 0  # it works: the next outage starts its backoff afresh
-        self.state.record_pong(now - sent_at, now)
+        if self._ping_timed:
+            self.state.record_pong(now - sent_at, now)
+        else:
+            self.state.record_untimed_pong()
 
     def message(self, payload: bytes) -> None:
         self.state.record_message()

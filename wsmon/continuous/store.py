@@ -245,6 +245,13 @@ class TargetState:
         self.ping_histogram.observe(rtt)
         self.window.add(rtt, now)
 
+    def record_untimed_pong(self) -> None:
+        """A pong to a ping whose send time is in doubt (``wsmon.ws.connection.SEND_DOUBT``):
+        the connection answers, but its round trip is not known, so it goes into no figure."""
+        self.last_ping_ok = True
+        self.pings_ok += 1
+        self.revision += 1
+
     def record_failure(self, reason: Reason, message: str) -> None:
         if self.failures is _NO_FAILURES:
             self.failures = {}

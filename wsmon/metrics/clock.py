@@ -1,5 +1,6 @@
 """How wsmon's round trips are timed, on ``/metrics``: by the kernel's receive timestamps, or
-(where the kernel gives none) by the event loop's clock, which counts a busy loop as latency."""
+(where the kernel gives none) by the event loop's clock, which counts a busy loop as latency;
+and how many pings were not timed at all, their send time in doubt."""
 
 from __future__ import annotations
 
@@ -30,4 +31,10 @@ class ReceiveClockCollector:
             "wsmon_receive_clock_loop_reads",
             "Reads of kernel-stamped connections that came without a usable stamp (timed by the loop)",
             value=tally.loop_reads,
+        )
+        yield CounterMetricFamily(
+            "wsmon_untimed_pings",
+            "Pings whose send took longer than 0.5 ms (wsmon preempted while sending): their pongs "
+            "count, their round trips are left out (a probe sends such a ping again)",
+            value=tally.untimed_pings,
         )

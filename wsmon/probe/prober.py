@@ -28,7 +28,11 @@ from wsmon.ws.url import TargetURL, parse_target
 if TYPE_CHECKING:  # imported for its type only: it brings structlog, a tenth of a second to import
     from wsmon.probe.log import ProbeLog
 
-__all__ = ["probe"]
+__all__ = ["MAX_RESENDS", "probe"]
+
+# A ping whose send time is in doubt (wsmon was preempted while sending it) is sent again, at
+# most this many times a probe; after that its pong counts, untimed.
+MAX_RESENDS = 2
 
 
 class _ProbeConnection(ClientConnection):
@@ -192,24 +196,32 @@ class _Probe:
         self.clock.enter(Phase.PING)
         module = self.module
         count = module.pings
-        sent = 0
+        sent = resent = untimed = 0
         rtts: list[float] = []
         try:
-            for i in range(count):
-                if i and module.ping_spacing:
+            while (done := sent - resent) < count:  # pings that count: each sent one but those sent again
+                if sent and module.ping_spacing:
                     await asyncio.sleep(module.ping_spacing)
-                payload = i.to_bytes(4, "big")
+                payload = sent.to_bytes(4, "big")
                 waiter = conn.wait(Phase.PING, payload)
                 sent_at = conn.send_ping(payload)
                 sent += 1
-                received = await waiter if count == 1 else await self._wait_share(waiter, count - i)
-                if received is not None:
+                received = await waiter if count == 1 else await self._wait_share(waiter, count - done)
+                if received is None:  # lost
+                    continue
+                if sent_at is not None:
                     rtts.append(received - sent_at)
                     if self.log is not None:
-                        self.log("pong", seconds=round(received - sent_at, 6), ping=i + 1)
+                        self.log("pong", seconds=round(received - sent_at, 6), ping=done + 1)
+                elif resent < MAX_RESENDS:  # its send time is in doubt: this ping is sent again
+                    resent += 1
+                    if self.log is not None:
+                        self.log("pong to a ping whose send was delayed: sending it again", ping=done + 1)
+                else:
+                    untimed += 1
         finally:
-            self.ping = PingStats(sent=sent, rtts=tuple(rtts))
-        if len(rtts) < count:
+            self.ping = PingStats(sent=sent - resent, rtts=tuple(rtts), untimed=untimed)
+        if len(rtts) + untimed < count:
             raise TimeoutError
 
     async def _wait_share(self, waiter: asyncio.Future[float], left: int) -> float | None:

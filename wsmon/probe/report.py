@@ -34,7 +34,8 @@ def probe_report(target: str, module: str, result: ProbeResult) -> list[str]:
         elif phase == "tls" and result.tls_version:
             detail = f"  {result.tls_version}"
         elif phase == "ping" and result.ping is not None:
-            detail = "  rtt " + ", ".join(_ms(rtt) for rtt in result.ping.rtts)
+            ping = result.ping
+            detail = "  rtt " + ", ".join([_ms(rtt) for rtt in ping.rtts] + ["untimed"] * ping.untimed)
         lines.append(f"  {phase:<9}{_ms(seconds):>12}{detail}")
         if phase == "message":
             for step in result.steps:
@@ -98,6 +99,7 @@ def probe_json(target: str, module: str, result: ProbeResult) -> dict[str, Any]:
             "sent": ping.sent,
             "received": ping.received,
             "rtts_seconds": list(ping.rtts),
+            "untimed": ping.untimed,
             "loss_ratio": ping.loss_ratio,
         },
         "steps": [

@@ -13,14 +13,16 @@ __all__ = ["PingStats", "ProbeResult", "StepResult"]
 
 @dataclass(frozen=True, slots=True)
 class PingStats:
-    """Round trips of the pings of one probe; a lost ping has no entry in ``rtts``."""
+    """Round trips of the pings of one probe; a lost ping has no entry in ``rtts``, nor has an
+    untimed one (its pong came, but when it was sent is in doubt: wsmon was preempted)."""
 
     sent: int
     rtts: tuple[float, ...]
+    untimed: int = 0
 
     @property
     def received(self) -> int:
-        return len(self.rtts)
+        return len(self.rtts) + self.untimed
 
     @property
     def loss_ratio(self) -> float:

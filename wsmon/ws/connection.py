@@ -4,7 +4,8 @@ Measured here (see bench/): per probe, ``websockets``' asyncio client costs 6× 
 prober and its sans-I/O core on a Protocol 2.2×; this lean path, with the handshake and framing
 of ``wsmon.handshake`` / ``wsmon.frames``, matches Go. It also keeps timestamps honest: the send
 time is read right before the send system call (``StampedTransport.sent_at``; before
-``transport.write`` on another transport), and the receive time is the kernel's arrival time
+``transport.write`` on another transport) and a ping whose send took too long to tell when it
+left is not timed at all (``SEND_DOUBT``), and the receive time is the kernel's arrival time
 when the transport has it (``StampedTransport`` calls ``data_received_at``), else it is read
 first thing in ``data_received``, before any parsing.
 
@@ -19,10 +20,20 @@ from time import perf_counter
 from typing import cast
 
 from wsmon.errors import ConnectionClosed, HandshakeError, ProtocolError
+from wsmon.ws import stamps
 from wsmon.ws.frames import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameParser, close_payload, encode_frame, parse_close
 from wsmon.ws.handshake import MAX_HEAD, Response, parse_response, without_headers
 
-__all__ = ["ClientConnection"]
+__all__ = ["SEND_DOUBT", "ClientConnection"]
+
+# Seconds from reading a ping's send time to its send system call having returned, beyond
+# which the send time is in doubt: wsmon was preempted somewhere in between (a neighbour took
+# the core, the host stole it), and the packet may have left at any moment of it. Counted as
+# round trip, such a wait was measured here at 3 ms. A send itself takes a few µs to a server
+# across the network; to one on the same host the kernel delivers inside the system call,
+# measured at up to ~0.4 ms after the sender sat idle. The bound is the error a reported round
+# trip may have (0.5 ms): a ping timed is never further off than that.
+SEND_DOUBT = 0.000_5
 
 
 class ClientConnection(asyncio.Protocol):
@@ -131,23 +142,32 @@ class ClientConnection(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.write(encode_frame(opcode, payload))
 
-    def send_ping(self, payload: bytes) -> float:
-        """Send a ping; returns the send time (taken right before the send system call)."""
-        return self._timed_write(encode_frame(OP_PING, payload))
+    def send_ping(self, payload: bytes) -> float | None:
+        """Send a ping; returns its send time (taken right before the send system call), or None
+        when that time is in doubt (``SEND_DOUBT``): its pong proves the connection alive, but
+        the round trip from it would not be the wire's."""
+        sent, returned = self._timed_write(encode_frame(OP_PING, payload))
+        if returned - sent <= SEND_DOUBT:
+            return sent
+        stamps.tally.untimed_pings += 1
+        return None
 
     def send_text(self, text: str) -> float:
-        return self._timed_write(encode_frame(OP_TEXT, text.encode()))
+        return self._timed_write(encode_frame(OP_TEXT, text.encode()))[0]
 
-    def _timed_write(self, frame: bytes) -> float:
-        """Write ``frame``; returns when it went to the kernel. A stamped transport reads the clock
-        again right before its send system call (``sent_at``); where it did not send now (data
-        buffered behind earlier writes) or another transport is used, the time before the write."""
+    def _timed_write(self, frame: bytes) -> tuple[float, float]:
+        """Write ``frame``; returns when it went to the kernel and when the write returned.
+
+        A stamped transport reads the clock again right before its send system call
+        (``sent_at``); where it did not send now (data buffered behind earlier writes) or
+        another transport is used, the time before the write stands for it."""
         transport = self.transport
         assert transport is not None
         before = perf_counter()
         transport.write(frame)
+        returned = perf_counter()
         sent: float = getattr(transport, "sent_at", before)
-        return sent if sent > before else before
+        return (sent if sent > before else before), returned
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:
         if not self.close_sent:

@@ -50,14 +50,15 @@ _keeper: socket.socket | None = None
 
 
 class Tally:
-    """What the process' reads were timed by, for the exporter's own metrics to show."""
+    """What the process' reads (and pings) were timed by, for the exporter's own metrics to show."""
 
-    __slots__ = ("kernel_sockets", "loop_reads", "loop_sockets")
+    __slots__ = ("kernel_sockets", "loop_reads", "loop_sockets", "untimed_pings")
 
     def __init__(self) -> None:
         self.kernel_sockets = 0  # sockets the kernel stamps
         self.loop_sockets = 0  # sockets it would not stamp: every read timed when read
         self.loop_reads = 0  # reads timed when read (no stamp, or none that made sense)
+        self.untimed_pings = 0  # pings whose send took too long to tell when they left
 
 
 tally = Tally()
