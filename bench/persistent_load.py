@@ -271,6 +271,7 @@ WANTED = (
     "wsmon_ping_pong_window_seconds_count{",  # read with the window: its last pong's number
     "probe_websocket_ping_pong_duration_seconds{",
     "wsmon_receive_clock_loop_reads_total",
+    "wsmon_untimed_pings_total",
 )
 
 
@@ -1384,12 +1385,18 @@ def window_figures(w: Window, n: int, base_kb: int, group_of: dict[str, str]) ->
         # Reads that came without a kernel stamp, timed when the loop got to them: a busy loop
         # counts as round trip for those.
         "loop_reads": loop_reads(w.final) - loop_reads(w.first),
+        # Pings whose send was preempted: not timed, so in no window (absent from older copies).
+        "untimed_pings": untimed_pings(w.final) - untimed_pings(w.first),
         "scrapes": [{"wall_s": x.wall_s, "head_s": x.head_s, "wsmon_cpu_s": x.cpu_s, "bytes": x.size} for x in scrapes],
     }
 
 
 def loop_reads(scrape: Scrape) -> float:
     return scrape.values("wsmon_receive_clock_loop_reads_total").get("", 0.0)
+
+
+def untimed_pings(scrape: Scrape) -> float:
+    return scrape.values("wsmon_untimed_pings_total").get("", 0.0)
 
 
 def rtt_figures(w: Window, wire: Wire, captured: dict[str, str], window: float) -> dict[str, Any]:
@@ -1537,7 +1544,10 @@ def lag_text(w: dict[str, Any]) -> str:
     text = f"lag p50 {w['lag_p50_ms']:.2f} p99 {w['lag_p99_ms']:.2f} ms ({w['lag_over_100ms']:.0f} over 100 ms)"
     if w["lag_observations_per_s"] > 1.5 / TICK:
         text += f" DILUTED ({w['lag_observations_per_s']:.0f} observations/s)"
-    return text + f"; {w.get('loop_reads', 0):.0f} reads without a kernel stamp"
+    return (
+        text + f"; {w.get('loop_reads', 0):.0f} reads without a kernel stamp"
+        f"; {w.get('untimed_pings', 0):.0f} pings untimed (send preempted)"
+    )
 
 
 def scrapes_text(w: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ __all__ = ["SEND_DOUBT", "ClientConnection"]
 # round trip, such a wait was measured here at 3 ms. A send itself takes a few µs to a server
 # across the network; to one on the same host the kernel delivers inside the system call,
 # measured at up to ~0.4 ms after the sender sat idle. The bound is the error a reported round
-# trip may have (0.5 ms): a ping timed is never further off than that.
+# trip may have (0.5 ms): no wait on the sending side beyond it is ever counted as round trip.
 SEND_DOUBT = 0.000_5
 
 
