@@ -38,6 +38,7 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import bisect
 import itertools
 import json
 import math
@@ -69,6 +70,7 @@ from probe_cpu import BIN, BUILD_GOREF_CANDIDATES, RESULTS, ROOT, ensure_goref, 
 from wsmon.continuous import series
 from wsmon.continuous.wheel import TICK
 from wsmon.continuous.window import quantile  # the wire's quantiles by the definition wsmon reports
+from wsmon.ws import connection
 
 BENCH = Path(__file__).resolve().parent
 MULTIECHO_SRC = BENCH / "multiecho.go"
@@ -98,6 +100,8 @@ NEAR = 0.002  # seconds: a pong this close to a window's cut, on the wire, is co
 # from above when a target was rendered (see render_bounds); unknown: the scrape's end does.
 RENDER_CHUNK: int | None = getattr(series, "_CHUNK", None)
 NEIGHBOUR = [sys.executable, "-c", "while True: pass"]  # a CPU-bound process next to wsmon
+# wsmon leaves untimed a ping whose send took longer than this (older copies time every one)
+SEND_DOUBT_MS = getattr(connection, "SEND_DOUBT", math.inf) * 1e3
 
 
 @dataclass(frozen=True)
@@ -533,9 +537,12 @@ def wire_round_trips(path: Path, server_ports: set[int], port_names: dict[int, s
 # --- comparing wsmon with the wire ------------------------------------------------------------
 
 
-def per_ping_errors(scrapes: list[Scrape], wire: Wire, names: set[str], offset: float) -> tuple[list[float], int, int]:
-    """wsmon's last round trip (ping number = its success count) − the wire's, per target and
-    scrape; also how many were not on the capture, and how many were left out as ambiguous.
+def per_ping_errors(
+    scrapes: list[Scrape], wire: Wire, names: set[str], offset: float, traced: Traced | None
+) -> tuple[list[float], int, int]:
+    """wsmon's last round trip (ping number = its success count, or the last ping before it that
+    wsmon timed, where ``traced`` says) − the wire's, per target and scrape; also how many were
+    not on the capture, and how many were left out as ambiguous.
 
     The success count and the last round trip are rendered in different families, so at
     different moments of a scrape: where a pong of the target came during the scrape, the last
@@ -550,6 +557,8 @@ def per_ping_errors(scrapes: list[Scrape], wire: Wire, names: set[str], offset: 
         for name in names & last.keys():
             seen = wire.rtts.get(name, {})
             number = int(ok.get(name, -1))
+            if traced is not None:
+                number = traced.last_timed(name, number)
             if number not in seen:
                 missing += 1
             elif any(began <= sent + rtt - offset <= ended for sent, rtt in seen.values()):
@@ -611,7 +620,7 @@ def render_bounds(
 
 
 def compare_window(
-    final: Scrape, wire: Wire, captured: dict[str, str], window: float, offset: float
+    final: Scrape, wire: Wire, captured: dict[str, str], window: float, offset: float, traced: Traced | None
 ) -> tuple[list[dict[str, Any]], int]:
     """Every captured target (name → group): wsmon's window quantiles − the same quantiles of the
     same pings on the wire; or why it could not be compared. Also returns how many targets'
@@ -626,7 +635,9 @@ def compare_window(
 
     Where the window is a summary (wsmon since series budgets), its ``_count`` is read with its
     quantiles: the number of the last pong in the window is then known, and the window was
-    read after that pong arrived (a lower bound on the cut too)."""
+    read after that pong arrived (a lower bound on the cut too). ``_count`` counts the round trips
+    wsmon recorded, not the pongs: where it left pings untimed (``SEND_DOUBT``), ``traced`` tells
+    which ping made the count, and the untimed pings are left out of the wire's quantiles too."""
     ok = final.values("wsmon_probes_total", result="success")
     counted = final.values("wsmon_ping_pong_window_seconds_count")
     reported = {q: final.values("wsmon_ping_pong_window_seconds", quantile=repr(q)) for q in QUANTILES}
@@ -638,7 +649,10 @@ def compare_window(
         out.append(entry)
         pinned = name in counted
         last = int(counted[name]) if pinned else int(ok.get(name, -1))
-        seen = wire.rtts.get(name, {})
+        if traced is not None:
+            last = traced.by_count.get(name, {}).get(last, last) if pinned else traced.last_timed(name, last)
+        untimed = traced.untimed(name) if traced is not None else set()
+        seen = {number: v for number, v in wire.rtts.get(name, {}).items() if number not in untimed}
         if name not in reported[0.5]:
             entry["not_compared"] = "no window quantiles in /metrics"
             continue
@@ -675,7 +689,7 @@ def compare_window(
             entry["not_compared"] = "no pong of its window on the capture"
             continue
         first = min(sets)
-        holes = sum(number not in seen for number in range(first[0] - 1, first[1] + 1))
+        holes = sum(number not in seen and number not in untimed for number in range(first[0] - 1, first[1] + 1))
         if holes:
             entry["not_compared"] = f"{holes} pongs of its window missing from the capture"
             continue
@@ -1083,7 +1097,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             helpers["tcpdump"] = tcpdump
         web = free_port()
         log_path = tmp / "wsmon.log"
-        traced = [name for name, _, _, is_captured in plan.targets if is_captured] if args.trace_pings else []
+        traced = [name for name, _, _, is_captured in plan.targets if is_captured] if capture else []
         trace = (tmp / "traced.txt", tmp / "pings.trace") if traced else None
         if trace is not None:
             trace[0].write_text("\n".join(traced) + "\n")
@@ -1122,6 +1136,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if spy is not None:
             spy.wait(60)
         first = cpu_window.final
+        if trace is not None:  # ping_trace.py starts writing (after the CPU window: not in its CPU)
+            os.kill(wsmon.pid, signal.SIGUSR2)
         if capture and tcpdump is None:
             tcpdump = start_tcpdump(procs, plan, pcap, tmp)
             helpers["tcpdump"] = tcpdump
@@ -1201,7 +1217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "parse_s": time.monotonic() - began,
         }
     captured = {name: group for name, _, group, is_captured in plan.targets if is_captured}
-    pings, pongs = ping_trace.read(trace[1]) if trace is not None else ({}, {})
+    traced_pings = Traced.read(trace[1], traced) if trace is not None else None
     report["conditions"] = []
     for condition, w in measured:
         entry: dict[str, Any] = {
@@ -1212,9 +1228,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             **window_figures(w, n, base_kb, group_of),
         }
         if wire is not None:
-            entry["rtt"] = rtt_figures(w, wire, captured, window)
-            if trace is not None:
-                entry["traced"] = traced_figures(w, wire, traced, pings, pongs)
+            entry["rtt"] = rtt_figures(w, wire, captured, window, traced_pings)
+            if traced_pings is not None:
+                entry["traced"] = traced_figures(w, wire, traced_pings)
         report["conditions"].append(entry)
     report["verdicts"] = verdicts(report)
     if not args.keep:
@@ -1399,9 +1415,11 @@ def untimed_pings(scrape: Scrape) -> float:
     return scrape.values("wsmon_untimed_pings_total").get("", 0.0)
 
 
-def rtt_figures(w: Window, wire: Wire, captured: dict[str, str], window: float) -> dict[str, Any]:
+def rtt_figures(
+    w: Window, wire: Wire, captured: dict[str, str], window: float, traced: Traced | None
+) -> dict[str, Any]:
     """A condition's round trips: every captured target compared, summed up by group."""
-    targets, contradicted = compare_window(w.final, wire, captured, window, w.offset)
+    targets, contradicted = compare_window(w.final, wire, captured, window, w.offset, traced)
     groups: dict[str, Any] = {}
     for group in ("immediate", "delayed"):
         mine = [t for t in targets if t["group"] == group]
@@ -1410,7 +1428,7 @@ def rtt_figures(w: Window, wire: Wire, captured: dict[str, str], window: float) 
         compared = [t for t in mine if "error_ms" in t]
         skipped = Counter(t["not_compared"] for t in mine if "not_compared" in t)
         ping_err, unmatched, ambiguous = per_ping_errors(
-            [w.first, *w.during, w.final], wire, {t["target"] for t in mine}, w.offset
+            [w.first, *w.during, w.final], wire, {t["target"] for t in mine}, w.offset, traced
         )
         summaries = {repr(q): error_summary(mine, q) for q in QUANTILES}
         groups[group] = {
@@ -1434,26 +1452,52 @@ def rtt_figures(w: Window, wire: Wire, captured: dict[str, str], window: float) 
     return {"groups": groups, "render_bounds_contradicted": contradicted, "targets": targets}
 
 
-def traced_figures(
-    w: Window,
-    wire: Wire,
-    names: list[str],
-    pings: dict[int, dict[int, tuple[float, ...]]],
-    pongs: dict[int, dict[int, tuple[float, ...]]],
-) -> dict[str, Any]:
-    """Every traced pong wsmon read during the window (``--trace-pings``): the round trip it
+@dataclass
+class Traced:
+    """What ping_trace.py wrote of the captured targets' pings and pongs (from the CPU window's end)."""
+
+    pings: dict[str, dict[int, tuple[float, ...]]]  # target → ping number → its record
+    pongs: dict[str, dict[int, tuple[float, ...]]]
+    timed: dict[str, list[int]]  # target → the numbers of the pings wsmon timed, in order
+    by_count: dict[str, dict[int, int]]  # target → round trips recorded → the ping that made them that many
+
+    @classmethod
+    def read(cls, path: Path, names: list[str]) -> Traced:
+        pings, pongs = ping_trace.read(path)
+        named = {names[i]: v for i, v in pongs.items()}
+        timed = {name: sorted(seq for seq, v in p.items() if v[5]) for name, p in named.items()}
+        by_count = {name: {int(v[6]): seq for seq, v in p.items() if v[5]} for name, p in named.items()}
+        return cls({names[i]: v for i, v in pings.items()}, named, timed, by_count)
+
+    def untimed(self, name: str) -> set[int]:
+        return {seq for seq, v in self.pongs.get(name, {}).items() if not v[5]}
+
+    def last_timed(self, name: str, number: int) -> int:
+        """The number of the last ping wsmon timed up to ping ``number`` (itself where untraced)."""
+        seqs = self.timed.get(name)
+        if not seqs:
+            return number
+        at = bisect.bisect_right(seqs, number)
+        return seqs[at - 1] if at else number
+
+
+def traced_figures(w: Window, wire: Wire, traced: Traced) -> dict[str, Any]:
+    """Every traced pong wsmon read during the window (ping_trace.py): the round trip it
     recorded − the same ping's on the wire, and that error split in two. The send gap: the ping
     on the wire − wsmon's send time (a preemption between the clock read and the packet
     leaving); the arrival gap: the arrival wsmon used − the pong on the wire (a wrong stamp, or
     its conversion preempted). The two add up to the error; each alone also carries the error
-    of the offset between the capture's clock and wsmon's (a few µs)."""
+    of the offset between the capture's clock and wsmon's (a few µs). The pongs of pings wsmon
+    did not time (their send took too long: ``SEND_DOUBT``) are in ``untimed``, not in the error:
+    their send gaps show what the rule left out."""
     rows: list[dict[str, Any]] = []
+    untimed: list[dict[str, Any]] = []
     pairs: list[float] = []
     unmatched = 0
     began, ended = w.first.began, w.final.began
-    for i, name in enumerate(names):
-        on_wire, sent = wire.rtts.get(name, {}), pings.get(i, {})
-        for seq, (now, read_now, age, pair, sent_at, _) in pongs.get(i, {}).items():
+    for name, pongs in traced.pongs.items():
+        on_wire, sent = wire.rtts.get(name, {}), traced.pings.get(name, {})
+        for seq, (now, read_now, age, pair, sent_at, timed, _) in pongs.items():
             if not began <= now < ended or math.isnan(sent_at):
                 continue
             if seq not in on_wire or seq not in sent:
@@ -1461,7 +1505,17 @@ def traced_figures(
                 continue
             wire_sent, wire_rtt = on_wire[seq]
             wire_sent -= w.offset
-            before, _, after, buffered, _, _ = sent[seq]
+            before, _, after, buffered, _, _, _ = sent[seq]
+            if not timed:
+                untimed.append(
+                    {
+                        "target": name,
+                        "seq": seq,
+                        "send_gap_ms": (wire_sent - before) * 1e3,
+                        "send_ms": (after - before) * 1e3,
+                    }
+                )
+                continue
             pairs.append(pair)
             rows.append(
                 {
@@ -1487,6 +1541,10 @@ def traced_figures(
         "unstamped": sum(not r["stamped"] for r in rows),
         "over_0.5ms": sum(abs(r["error_ms"]) > 0.5 for r in rows),
         "over_1ms": sum(abs(r["error_ms"]) > 1.0 for r in rows),
+        # the pings left untimed: how many, and how late their packets really left
+        "untimed": len(untimed),
+        "untimed_send_gap_ms": summary_ms([u["send_gap_ms"] * 1e-3 for u in untimed]),
+        "untimed_over_0.5ms": sum(u["send_gap_ms"] > 0.5 for u in untimed),
         **{
             k: summary_ms([r[k] * 1e-3 for r in rows]) for k in ("error_ms", "send_gap_ms", "arrival_gap_ms", "send_ms")
         },
@@ -1630,6 +1688,13 @@ def print_report(r: dict[str, Any]) -> None:
                 f"{t['over_0.5ms']} over 0.5 ms, {t['over_1ms']} over 1 ms; send gap p50 {sg['p50']:+.3f} "
                 f"max {sg['max']:+.3f}; arrival gap p50 {ag['p50']:+.3f} min {ag['min']:+.3f} max {ag['max']:+.3f}"
             )
+            if t["untimed"]:
+                u = t["untimed_send_gap_ms"]
+                print(
+                    f"    left untimed (send over {SEND_DOUBT_MS:g} ms): {t['untimed']} pings, their packets left "
+                    f"p50 {u['p50']:+.3f} max {u['max']:+.3f} ms after the clock read, "
+                    f"{t['untimed_over_0.5ms']} of them over 0.5 ms"
+                )
             for x in t["worst"][:5]:
                 print(
                     f"      {x['target']} #{x['seq']}: {x['error_ms']:+.3f} = send gap {x['send_gap_ms']:+.3f} "
@@ -1765,12 +1830,6 @@ def main() -> int:
         help=f"which condition windows to measure, in this order: {', '.join(CONDITION_KINDS)} (default all)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="measure each condition's window N times (default 1)")
-    parser.add_argument(
-        "--trace-pings",
-        action="store_true",
-        help="run wsmon under ping_trace.py: every captured target's round trips compared one by one with the wire, "
-        "each error split into the send's and the arrival's part (costs wsmon some CPU: not for the CPU verdict)",
-    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (config, logs, capture)")
     args = parser.parse_args()
     if args.delayed is None:
@@ -1779,8 +1838,6 @@ def main() -> int:
         parser.error("need 0 ≤ --delayed ≤ --targets and --targets ≥ 1")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    if args.trace_pings and args.no_capture:
-        parser.error("--trace-pings compares with the capture: not with --no-capture")
     if args.seconds < 2:
         parser.error("--seconds must be at least 2")
     began = time.time()

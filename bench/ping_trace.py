@@ -1,6 +1,7 @@
-"""Runs ``wsmon`` with every ping and pong of some persistent targets written down, one record
+"""Runs ``wsmon`` ready to write down every ping and pong of some persistent targets, one record
 each, so that a benchmark can match each round trip wsmon measured to the same ping on the wire
-and tell where an error came from.
+and tell where an error came from. It starts writing when it gets SIGUSR2 (so that a window
+measured for CPU before that runs wsmon as it is).
 
     python bench/ping_trace.py NAMES OUT -- serve --config … (wsmon's own arguments)
 
@@ -12,7 +13,9 @@ NAMES is a file of target names, one a line; OUT gets ``RECORD`` records (little
 - a pong: kind 1, index, sequence number, the arrival wsmon used, the ``perf_counter`` read
   after the ``recvmsg`` that brought it, the stamp's age at that read (wall clock − stamp;
   NaN without one), the wall clock − that ``perf_counter`` (a preemption between the two reads
-  shows as a jump), the ping's send time as wsmon held it, the clock when ``pong()`` ran.
+  shows as a jump), the ping's send time as wsmon held it, 1 if wsmon timed that ping (0: its
+  send took too long to tell when it left, ``SEND_DOUBT``), and how many round trips the target
+  had recorded after it (its ``wsmon_ping_pong_window_seconds_count``).
 
 Only what the benchmark names is traced; the others pay one set lookup a ping and pong. The
 records go through a buffered file, written out when wsmon exits (SIGTERM stops it cleanly).
@@ -22,13 +25,14 @@ from __future__ import annotations
 
 import atexit
 import math
+import signal
 import struct
 import sys
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-RECORD = struct.Struct("<BII6d")
+RECORD = struct.Struct("<BII7d")
 PING, PONG = 0, 1
 
 
@@ -60,7 +64,7 @@ def install(names: list[str], out: Path) -> None:
         if sent_at is not None and before <= sent_at:  # a ping went out in this tick
             conn = self.conn
             buffered = float(bool(conn is not None and getattr(conn.transport, "_wbuf", None)))
-            write(pack(PING, i, self._seq, before, sent_at, after, buffered, 0.0, 0.0))
+            write(pack(PING, i, self._seq, before, sent_at, after, buffered, 0.0, 0.0, 0.0))
 
     def traced_pong(self: PersistentTarget, payload: bytes, now: float) -> None:
         i = index.get(self.target.name)
@@ -71,6 +75,8 @@ def install(names: list[str], out: Path) -> None:
                 seconds, nanoseconds = stamps._TIMESPEC.unpack_from(ancdata[0][2])
                 age = (wall_ns - seconds * 1_000_000_000 - nanoseconds) * 1e-9
             sent_at = self._ping_sent_at
+            timed = getattr(self, "_ping_timed", True)  # older copies time every ping
+            pong(self, payload, now)
             write(
                 pack(
                     PONG,
@@ -81,9 +87,11 @@ def install(names: list[str], out: Path) -> None:
                     age,
                     wall_ns * 1e-9 - read_now,
                     math.nan if sent_at is None else sent_at,
-                    perf_counter(),
+                    float(timed),
+                    self.state.ping_histogram.count,
                 )
             )
+            return
         pong(self, payload, now)
 
     stamped._arrival = traced_arrival  # type: ignore[assignment]
@@ -92,10 +100,11 @@ def install(names: list[str], out: Path) -> None:
 
 
 def read(path: Path) -> tuple[dict[int, dict[int, tuple[float, ...]]], dict[int, dict[int, tuple[float, ...]]]]:
-    """(pings, pongs): target index → sequence number → the record's six values."""
+    """(pings, pongs): target index → sequence number → the record's seven values."""
     pings: dict[int, dict[int, tuple[float, ...]]] = {}
     pongs: dict[int, dict[int, tuple[float, ...]]] = {}
-    for kind, i, seq, *values in RECORD.iter_unpack(path.read_bytes()):
+    data = path.read_bytes() if path.exists() else b""
+    for kind, i, seq, *values in RECORD.iter_unpack(data[: len(data) - len(data) % RECORD.size]):
         (pings if kind == PING else pongs).setdefault(i, {})[seq] = tuple(values)
     return pings, pongs
 
@@ -103,7 +112,15 @@ def read(path: Path) -> tuple[dict[int, dict[int, tuple[float, ...]]], dict[int,
 def main() -> None:
     if len(sys.argv) < 4 or sys.argv[3] != "--":
         sys.exit("usage: ping_trace.py NAMES OUT -- WSMON-ARGUMENTS…")
-    install(Path(sys.argv[1]).read_text().split(), Path(sys.argv[2]))
+    names, out = Path(sys.argv[1]).read_text().split(), Path(sys.argv[2])
+
+    # Runs between two bytecodes of the main thread, the event loop's: a wheel tick under way
+    # goes on with the methods it finds when it calls them.
+    def start(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # once
+        install(names, out)
+
+    signal.signal(signal.SIGUSR2, start)
     sys.argv = ["wsmon", *sys.argv[4:]]
     from wsmon.cli import main as wsmon_main
 
