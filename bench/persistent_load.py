@@ -27,7 +27,12 @@ Then wsmon, once every connection is up and has settled:
    against the same quantiles of the same pings on the wire (each ping carries wsmon's 4-byte
    sequence number: a target's ping k on the wire is its k-th pong in wsmon); per group, the
    median over targets, the worst 1 % (p99 over targets) and the worst target. Also wsmon's
-   CPU, lag and RSS after each of these windows.
+   CPU, lag and RSS after each of these windows. wsmon runs under ping_trace.py, which from
+   the CPU window's end writes down every ping and pong of the captured targets: each round
+   trip wsmon recorded is compared with the wire's one by one, its error split into the send's
+   part and the arrival's.
+
+``--conditions`` and ``--repeat`` choose the condition windows (e.g. six neighbour windows).
 
 ``--sched-fifo`` runs wsmon SCHED_FIFO during the windows (its own lag, not the machine's);
 ``--profile`` samples wsmon with py-spy during the CPU window.
@@ -1138,6 +1143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         first = cpu_window.final
         if trace is not None:  # ping_trace.py starts writing (after the CPU window: not in its CPU)
             os.kill(wsmon.pid, signal.SIGUSR2)
+            report["trace_kb"] = wait_footprint(trace[1], wsmon) / 1024
         if capture and tcpdump is None:
             tcpdump = start_tcpdump(procs, plan, pcap, tmp)
             helpers["tcpdump"] = tcpdump
@@ -1225,7 +1231,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "text": condition.text,
             "scrape_every": condition.scrape_every,
             "neighbour": condition.neighbour,
-            **window_figures(w, n, base_kb, group_of),
+            # the trace's own memory is not wsmon's
+            **window_figures(w, n, base_kb + report.get("trace_kb", 0.0), group_of),
         }
         if wire is not None:
             entry["rtt"] = rtt_figures(w, wire, captured, window, traced_pings)
@@ -1360,8 +1367,19 @@ def measure_window(
     )
 
 
-def window_figures(w: Window, n: int, base_kb: int, group_of: dict[str, str]) -> dict[str, Any]:
-    """A window's figures for the report (RSS per target net of a no-target wsmon's ``base_kb``)."""
+def wait_footprint(out: Path, proc: subprocess.Popen[bytes], limit: float = 10.0) -> int:
+    """Bytes ping_trace.py holds in wsmon, once it has started (it says so in a file)."""
+    deadline = time.monotonic() + limit
+    while (held := ping_trace.footprint(out)) is None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the ping trace did not start within {limit:g}s")
+        time.sleep(0.05)
+    return held
+
+
+def window_figures(w: Window, n: int, base_kb: float, group_of: dict[str, str]) -> dict[str, Any]:
+    """A window's figures for the report (RSS per target net of ``base_kb``: a no-target wsmon's,
+    plus what the ping trace holds in the windows it runs in)."""
     elapsed = w.elapsed
     user, system = w.wsmon_cpu
     cores: dict[str, float] = defaultdict(float)
@@ -1643,6 +1661,11 @@ def print_report(r: dict[str, Any]) -> None:
         f"{r['rss_kb_per_target_before_scrapes']:.2f} KB/target; high-water mark {r['rss_kb_hwm'] / 1024:.0f} MiB; "
         f"no targets {r['baseline']['rss_kb_after_scrape'] / 1024:.0f} MiB"
     )
+    if "trace_kb" in r:
+        print(
+            f"the ping trace's own memory, {r['trace_kb']:.0f} KB (its index of targets and its buffer), is taken "
+            "off the RSS of the windows it runs in"
+        )
     for c in r["conditions"]:
         print(
             f"\ncondition {c['name']} ({c['text']}), {c['seconds']:.1f}s: wsmon {c['cores']:.3f} cores "

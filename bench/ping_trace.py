@@ -17,8 +17,9 @@ NAMES is a file of target names, one a line; OUT gets ``RECORD`` records (little
   send took too long to tell when it left, ``SEND_DOUBT``), and how many round trips the target
   had recorded after it (its ``wsmon_ping_pong_window_seconds_count``).
 
-Only what the benchmark names is traced; the others pay one set lookup a ping and pong. The
-records go through a buffered file, written out when wsmon exits (SIGTERM stops it cleanly).
+Only what the benchmark names is traced; the others pay one dict lookup a ping and pong. The
+records go through a 64 KB buffer; the rest is written out when wsmon exits (SIGTERM stops it
+cleanly). What the trace holds in wsmon's memory goes to OUT.footprint when it starts.
 """
 
 from __future__ import annotations
@@ -34,17 +35,32 @@ from typing import Any
 
 RECORD = struct.Struct("<BII7d")
 PING, PONG = 0, 1
+BUFFER = 64 * 1024  # the records' write buffer: ~4 writes a second at 2,000 targets
 
 
-def install(names: list[str], out: Path) -> None:
+def footprint_file(out: Path) -> Path:
+    return out.with_name(out.name + ".footprint")
+
+
+def footprint(out: Path) -> int | None:
+    """Bytes the trace holds in wsmon's process (its index, buffer), once it has started."""
+    path = footprint_file(out)
+    return int(path.read_text()) if path.exists() else None
+
+
+def install(names_file: Path, out: Path) -> None:
+    """Hooks wsmon, and writes next to OUT (``footprint()``) the bytes the trace itself holds,
+    so that a benchmark can take them off wsmon's memory."""
     from wsmon.continuous.persistent import PersistentTarget
     from wsmon.ws import stamped, stamps
 
-    index = {name: i for i, name in enumerate(names)}
-    sink = open(out, "wb", buffering=1 << 20)  # noqa: SIM115  # closed at exit
+    index = {name: i for i, name in enumerate(names_file.read_text().split())}
+    sink = open(out, "wb", buffering=BUFFER)  # noqa: SIM115  # closed at exit
     atexit.register(sink.close)
     write, pack = sink.write, RECORD.pack
     last_read: list[Any] = [0.0, 0, None]  # the latest read's clocks and ancillary data
+    held = BUFFER + sys.getsizeof(index) + sum(map(sys.getsizeof, index)) + sys.getsizeof(last_read)
+    footprint_file(out).write_text(f"{held}\n")
     arrival = stamped._arrival
     tick, pong = PersistentTarget.tick, PersistentTarget.pong
 
@@ -112,7 +128,7 @@ def read(path: Path) -> tuple[dict[int, dict[int, tuple[float, ...]]], dict[int,
 def main() -> None:
     if len(sys.argv) < 4 or sys.argv[3] != "--":
         sys.exit("usage: ping_trace.py NAMES OUT -- WSMON-ARGUMENTS…")
-    names, out = Path(sys.argv[1]).read_text().split(), Path(sys.argv[2])
+    names, out = Path(sys.argv[1]), Path(sys.argv[2])
 
     # Runs between two bytecodes of the main thread, the event loop's: a wheel tick under way
     # goes on with the methods it finds when it calls them.
