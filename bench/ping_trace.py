@@ -76,11 +76,11 @@ def install(names_file: Path, out: Path) -> None:
         before = perf_counter()
         tick(self)
         after = perf_counter()
-        sent_at = self._ping_sent_at
-        if sent_at is not None and before <= sent_at:  # a ping went out in this tick
+        sent_at = self._ping_sent_at  # negative for a ping wsmon leaves untimed
+        if sent_at is not None and before <= abs(sent_at):  # a ping went out in this tick
             conn = self.conn
             buffered = float(bool(conn is not None and getattr(conn.transport, "_wbuf", None)))
-            write(pack(PING, i, self._seq, before, sent_at, after, buffered, 0.0, 0.0, 0.0))
+            write(pack(PING, i, self._seq, before, abs(sent_at), after, buffered, 0.0, 0.0, 0.0))
 
     def traced_pong(self: PersistentTarget, payload: bytes, now: float) -> None:
         i = index.get(self.target.name)
@@ -91,7 +91,7 @@ def install(names_file: Path, out: Path) -> None:
                 seconds, nanoseconds = stamps._TIMESPEC.unpack_from(ancdata[0][2])
                 age = (wall_ns - seconds * 1_000_000_000 - nanoseconds) * 1e-9
             sent_at = self._ping_sent_at
-            timed = getattr(self, "_ping_timed", True)  # older copies time every ping
+            timed = sent_at is not None and sent_at > 0  # negative: untimed (older copies time all)
             pong(self, payload, now)
             write(
                 pack(
@@ -102,7 +102,7 @@ def install(names_file: Path, out: Path) -> None:
                     read_now,
                     age,
                     wall_ns * 1e-9 - read_now,
-                    math.nan if sent_at is None else sent_at,
+                    math.nan if sent_at is None else abs(sent_at),
                     float(timed),
                     self.state.ping_histogram.count,
                 )

@@ -356,6 +356,29 @@ async def test_the_pong_to_a_ping_sent_late_counts_but_is_not_timed(rig: Rig, mo
     assert rig.state.window.samples(rig.clock.now) == [pytest.approx(3 * MS)]
 
 
+async def test_a_ping_sent_late_and_never_answered_times_out_like_any_other(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Untimed or not, a ping's deadline runs from its send (for an untimed one, from when the
+    send returned)."""
+    transport = await connected(rig)
+    write = transport.write
+
+    def preempted(data: bytes | bytearray | memoryview) -> None:
+        write(data)
+        rig.clock.advance(2 * MS)  # the send system call returned this much after the clock was read
+
+    monkeypatch.setattr(transport, "write", preempted)
+    rig.target.tick()
+    rig.clock.advance(TIMEOUT - 1 * MS)
+    rig.target.tick()
+    assert (rig.status(), len(transport.frames())) == (State.CONNECTED, 1)  # no second ping either
+    rig.clock.advance(1 * MS)
+    rig.target.tick()
+    assert rig.status() is State.BACKOFF
+    assert_recorded(rig, failures={Reason.PING_TIMEOUT: 1})
+
+
 async def test_no_pong_in_time_drops_the_connection_and_backs_off(rig: Rig) -> None:
     transport = await connected(rig)
     rig.target.tick()

@@ -146,28 +146,25 @@ class ClientConnection(asyncio.Protocol):
         """Send a ping; returns its send time (taken right before the send system call), or None
         when that time is in doubt (``SEND_DOUBT``): its pong proves the connection alive, but
         the round trip from it would not be the wire's."""
-        sent, returned = self._timed_write(encode_frame(OP_PING, payload))
-        if returned - sent <= SEND_DOUBT:
+        sent = self._timed_write(encode_frame(OP_PING, payload))
+        if perf_counter() - sent <= SEND_DOUBT:
             return sent
         stamps.tally.untimed_pings += 1
         return None
 
     def send_text(self, text: str) -> float:
-        return self._timed_write(encode_frame(OP_TEXT, text.encode()))[0]
+        return self._timed_write(encode_frame(OP_TEXT, text.encode()))
 
-    def _timed_write(self, frame: bytes) -> tuple[float, float]:
-        """Write ``frame``; returns when it went to the kernel and when the write returned.
-
-        A stamped transport reads the clock again right before its send system call
-        (``sent_at``); where it did not send now (data buffered behind earlier writes) or
-        another transport is used, the time before the write stands for it."""
+    def _timed_write(self, frame: bytes) -> float:
+        """Write ``frame``; returns when it went to the kernel. A stamped transport reads the clock
+        again right before its send system call (``sent_at``); where it did not send now (data
+        buffered behind earlier writes) or another transport is used, the time before the write."""
         transport = self.transport
         assert transport is not None
         before = perf_counter()
         transport.write(frame)
-        returned = perf_counter()
         sent: float = getattr(transport, "sent_at", before)
-        return (sent if sent > before else before), returned
+        return sent if sent > before else before
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:
         if not self.close_sent:
