@@ -27,7 +27,7 @@ import pytest
 from tests import servers
 from tests.servers import HOST, MS, Peer, Request, Server, TLSCertificates
 from wsmon.errors import ConnectionClosed, ProxyError
-from wsmon.ws import stamps
+from wsmon.ws import stamped, stamps
 from wsmon.ws.connection import ClientConnection
 from wsmon.ws.handshake import build_request, new_key
 from wsmon.ws.proxy import parse_proxy
@@ -274,6 +274,29 @@ async def test_a_hold_before_the_send_system_call_is_not_round_trip(
         assert perf_counter() - began >= BLOCK  # the write was held…
         assert 0 < rtt < BLOCK / 4  # …and the round trip is the wire's
         monkeypatch.undo()
+        transport.abort()
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+async def test_a_hold_between_the_two_clock_reads_does_not_move_the_arrival(
+    secure: bool, tls_certificates: TLSCertificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stamp's age is read on the wall clock and taken off ``perf_counter``: wsmon preempted
+    between reading the one and the other would move the arrival by the hold."""
+    async with threaded(conforming(secure, tls_certificates)) as server:
+        conn, transport = await open_ws(server, tls_context(tls_certificates) if secure else None)
+        await conn.round_trip()
+        holds = [BLOCK]
+
+        def preempted() -> int:
+            if holds:
+                time.sleep(holds.pop())  # the core taken away right after perf_counter() was read
+            return time.time_ns()
+
+        monkeypatch.setattr(stamped, "time_ns", preempted)
+        rtt = await conn.round_trip(b"held")
+        assert not holds  # the hold came…
+        assert 0 < rtt < BLOCK / 4  # …and the round trip is still the wire's
         transport.abort()
 
 
