@@ -110,7 +110,7 @@ def install(names_file: Path, out: Path) -> None:
             return
         pong(self, payload, now)
 
-    stamped._arrival = traced_arrival  # type: ignore[assignment]
+    stamped._arrival = traced_arrival
     PersistentTarget.tick = traced_tick  # type: ignore[method-assign]
     PersistentTarget.pong = traced_pong  # type: ignore[method-assign]
 
