@@ -1418,19 +1418,17 @@ def window_figures(w: Window, n: int, base_kb: float, group_of: dict[str, str]) 
         "lag_observations_per_s": lag["per_s"],
         # Reads that came without a kernel stamp, timed when the loop got to them: a busy loop
         # counts as round trip for those.
-        "loop_reads": loop_reads(w.final) - loop_reads(w.first),
+        "loop_reads": counted_since(w.first, w.final, "wsmon_receive_clock_loop_reads_total"),
         # Pings whose send was preempted: not timed, so in no window (absent from older copies).
-        "untimed_pings": untimed_pings(w.final) - untimed_pings(w.first),
+        "untimed_pings": counted_since(w.first, w.final, "wsmon_untimed_pings_total"),
         "scrapes": [{"wall_s": x.wall_s, "head_s": x.head_s, "wsmon_cpu_s": x.cpu_s, "bytes": x.size} for x in scrapes],
     }
 
 
-def loop_reads(scrape: Scrape) -> float:
-    return scrape.values("wsmon_receive_clock_loop_reads_total").get("", 0.0)
-
-
-def untimed_pings(scrape: Scrape) -> float:
-    return scrape.values("wsmon_untimed_pings_total").get("", 0.0)
+def counted_since(first: Scrape, final: Scrape, counter: str) -> float:
+    """How much one of wsmon's own (unlabelled) counters grew between two scrapes; 0 where a copy
+    of wsmon has no such counter."""
+    return final.values(counter).get("", 0.0) - first.values(counter).get("", 0.0)
 
 
 def rtt_figures(

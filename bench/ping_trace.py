@@ -52,21 +52,22 @@ def install(names_file: Path, out: Path) -> None:
     """Hooks wsmon, and writes next to OUT (``footprint()``) the bytes the trace itself holds,
     so that a benchmark can take them off wsmon's memory."""
     from wsmon.continuous.persistent import PersistentTarget
-    from wsmon.ws import stamped, stamps
+    from wsmon.ws import stamped
 
     index = {name: i for i, name in enumerate(names_file.read_text().split())}
     sink = open(out, "wb", buffering=BUFFER)  # noqa: SIM115  # closed at exit
     atexit.register(sink.close)
     write, pack = sink.write, RECORD.pack
-    last_read: list[Any] = [0.0, 0, None]  # the latest read's clocks and ancillary data
+    last_read: list[Any] = [0.0, 0, None]  # the latest read's clocks, and the arrival from its stamp
     held = BUFFER + sys.getsizeof(index) + sum(map(sys.getsizeof, index)) + sys.getsizeof(last_read)
     footprint_file(out).write_text(f"{held}\n")
     arrival = stamped._arrival
     tick, pong = PersistentTarget.tick, PersistentTarget.pong
 
     def traced_arrival(ancdata: Any, now: float, wall_ns: int) -> float | None:
-        last_read[0], last_read[1], last_read[2] = now, wall_ns, ancdata
-        return arrival(ancdata, now, wall_ns)
+        when = arrival(ancdata, now, wall_ns)
+        last_read[0], last_read[1], last_read[2] = now, wall_ns, when
+        return when
 
     def traced_tick(self: PersistentTarget) -> None:
         i = index.get(self.target.name)
@@ -85,11 +86,8 @@ def install(names_file: Path, out: Path) -> None:
     def traced_pong(self: PersistentTarget, payload: bytes, now: float) -> None:
         i = index.get(self.target.name)
         if i is not None and len(payload) == 4:
-            read_now, wall_ns, ancdata = last_read
-            age = math.nan
-            if ancdata:
-                seconds, nanoseconds = stamps._TIMESPEC.unpack_from(ancdata[0][2])
-                age = (wall_ns - seconds * 1_000_000_000 - nanoseconds) * 1e-9
+            read_now, wall_ns, stamped_at = last_read
+            age = math.nan if stamped_at is None else read_now - stamped_at
             sent_at = self._ping_sent_at
             timed = sent_at is not None and sent_at > 0  # negative: untimed (older copies time all)
             pong(self, payload, now)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from wsmon.ws import stamps
+from wsmon.ws.connection import SEND_DOUBT
 
 __all__ = ["ReceiveClockCollector"]
 
@@ -34,7 +35,7 @@ class ReceiveClockCollector:
         )
         yield CounterMetricFamily(
             "wsmon_untimed_pings",
-            "Pings whose send took longer than 0.5 ms (wsmon preempted while sending): their pongs "
-            "count, their round trips are left out (a probe sends such a ping again)",
+            f"Pings whose send took longer than {SEND_DOUBT * 1e3:g} ms (wsmon preempted while sending): "
+            "their pongs count, their round trips are left out (a probe sends such a ping again)",
             value=tally.untimed_pings,
         )
