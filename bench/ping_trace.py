@@ -1,7 +1,7 @@
 """Runs ``wsmon`` ready to write down every ping and pong of some persistent targets, one record
 each, so that a benchmark can match each round trip wsmon measured to the same ping on the wire
-and tell where an error came from. It starts writing when it gets SIGUSR2 (so that a window
-measured for CPU before that runs wsmon as it is).
+and tell where an error came from. It starts writing when it gets SIGUSR2 and stops at the
+next one (so that the windows measured for CPU before and after run wsmon as it is).
 
     python bench/ping_trace.py NAMES OUT -- serve --config … (wsmon's own arguments)
 
@@ -29,6 +29,7 @@ import math
 import signal
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -48,9 +49,10 @@ def footprint(out: Path) -> int | None:
     return int(path.read_text()) if path.exists() else None
 
 
-def install(names_file: Path, out: Path) -> None:
+def install(names_file: Path, out: Path) -> Callable[[], None]:
     """Hooks wsmon, and writes next to OUT (``footprint()``) the bytes the trace itself holds,
-    so that a benchmark can take them off wsmon's memory."""
+    so that a benchmark can take them off wsmon's memory. Returns what unhooks it (what the trace
+    holds stays held: the benchmark takes the same footprint off after it)."""
     from wsmon.continuous.persistent import PersistentTarget
     from wsmon.ws import stamped
 
@@ -108,9 +110,16 @@ def install(names_file: Path, out: Path) -> None:
             return
         pong(self, payload, now)
 
+    def uninstall() -> None:
+        stamped._arrival = arrival
+        PersistentTarget.tick = tick  # type: ignore[method-assign]
+        PersistentTarget.pong = pong  # type: ignore[method-assign]
+        sink.flush()
+
     stamped._arrival = traced_arrival
     PersistentTarget.tick = traced_tick  # type: ignore[method-assign]
     PersistentTarget.pong = traced_pong  # type: ignore[method-assign]
+    return uninstall
 
 
 def read(path: Path) -> tuple[dict[int, dict[int, tuple[float, ...]]], dict[int, dict[int, tuple[float, ...]]]]:
@@ -131,8 +140,13 @@ def main() -> None:
     # Runs between two bytecodes of the main thread, the event loop's: a wheel tick under way
     # goes on with the methods it finds when it calls them.
     def start(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # once
-        install(names, out)
+        uninstall = install(names, out)
+
+        def stop(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # once
+            uninstall()
+
+        signal.signal(signal.SIGUSR2, stop)
 
     signal.signal(signal.SIGUSR2, start)
     sys.argv = ["wsmon", *sys.argv[4:]]
