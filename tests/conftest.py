@@ -62,7 +62,8 @@ def refused_url() -> str:
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """The probe and transport tests run on both loops: wsmon runs on uvloop, whose transports differ."""
-    if item.path.name in ("test_probe.py", "test_readers.py", "test_stamped.py"):
+    """The probe, transport and continuous-mode tests run on both loops: wsmon runs on uvloop, whose
+    transports and order of callbacks differ."""
+    if item.path.name in ("test_continuous.py", "test_probe.py", "test_readers.py", "test_stamped.py"):
         return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}

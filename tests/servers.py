@@ -20,7 +20,9 @@ import os
 import socket
 import ssl
 import struct
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,7 @@ __all__ = [
     "Peer",
     "Request",
     "Server",
+    "ServerMaker",
     "TLSCertificates",
     "abrupt_close_server",
     "bad_accept_server",
@@ -51,6 +54,7 @@ __all__ = [
     "silent_server",
     "snapshot_server",
     "status_server",
+    "threaded",
     "tls_server",
 ]
 
@@ -405,3 +409,30 @@ def refused_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+# --- a server on a thread of its own ---------------------------------------------------------
+
+ServerMaker = Callable[[], contextlib.AbstractAsyncContextManager[Server]]
+
+
+@contextlib.asynccontextmanager
+async def threaded(make: ServerMaker) -> AsyncIterator[Server]:
+    """Run the server ``make`` gives on its own event loop in another thread: it answers while
+    the test's loop is held."""
+    ready: Future[tuple[Server, asyncio.AbstractEventLoop, asyncio.Event]] = Future()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        async with make() as server:
+            ready.set_result((server, asyncio.get_running_loop(), stop))
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    server, loop, stop = await asyncio.wrap_future(ready)
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        await asyncio.to_thread(thread.join, 5000 * MS)  # this loop keeps running: it may have closing to do

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import servers
-from tests.servers import MS, Peer, Server, go_duration
+from tests.servers import MS, Peer, Server, go_duration, threaded
 from wsmon.config.file import load_config, parse_config
 from wsmon.config.live import LiveConfig
 from wsmon.continuous.monitor import Monitor
+from wsmon.continuous.persistent import PersistentTarget
 from wsmon.continuous.series import TARGET_FAMILIES, write_target
 from wsmon.continuous.store import ConnectionState
 from wsmon.metrics.exporter import ExporterMetrics
@@ -53,6 +56,9 @@ def value(readings: Readings, name: str, **labels: str) -> float:
     ]
     assert len(found) == 1, f"{len(found)} samples of {name}{labels}, not 1"
     return found[0]
+
+
+TIMEOUT = 300 * MS  # a persistent target's ping timeout, where a test needs one
 
 
 def go_durations(**seconds: float) -> dict[str, str]:
@@ -243,3 +249,36 @@ async def test_a_connection_that_stops_answering_pings_is_replaced() -> None:
             assert Reason.CLOSED not in state.failures  # the drop was ours: counted once, as ping_timeout
             assert value(metrics, "probe_websocket_ping_pong_success", target="mute") == 0
             assert state.last_error is not None and state.last_error.message == f"no pong within {300 * MS:g}s"
+
+
+async def test_a_pong_that_came_in_time_is_no_timeout_however_late_the_loop_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """wsmon's loop held past the ping timeout right after a ping went out (a long stall, a
+    suspended VM): the pong came at once and waits in the kernel. It is read, and timed by when
+    it came, before any ping is judged unanswered: no timeout, no reconnect, no round trip the
+    length of the hold."""
+    hold = [3 * TIMEOUT]
+    tick = PersistentTarget.tick
+
+    def tick_then_hold(self: PersistentTarget) -> None:
+        tick(self)  # the ping goes out…
+        if hold:
+            time.sleep(hold.pop())  # …and the loop is held while its pong comes
+
+    async with threaded(servers.echo_server) as echo:  # answers while this loop is held
+        data = {
+            "settings": go_durations(ping_interval=100 * MS, timeout=TIMEOUT, reconnect_backoff=50 * MS),
+            "targets": [{"name": "held", "url": echo.url("/"), "mode": "persistent"}],
+        }
+        async with monitoring(data) as (monitor, _):
+            state = monitor.store.get("held")
+            assert state is not None
+            await eventually(lambda: state.pings_ok >= 2, 3000 * MS)
+            monkeypatch.setattr(PersistentTarget, "tick", tick_then_hold)
+            await eventually(lambda: not hold, 3000 * MS)
+            pongs = state.pings_ok
+            await eventually(lambda: state.pings_ok >= pongs + 3, 3000 * MS)  # pinged on after the hold
+            assert Reason.PING_TIMEOUT not in state.failures
+            assert state.reconnects == 0
+            assert max(state.window.samples(perf_counter())) < TIMEOUT / 4

@@ -69,6 +69,28 @@ async def test_only_the_readable_sockets_are_called(pairs: list[tuple[socket.soc
         readers(loop).remove(ours.fileno())
 
 
+async def test_read_now_calls_every_readable_socket_at_once_past_one_batch() -> None:
+    """What the ping wheel does when it runs late: every socket that has data is read before it
+    goes on, however many there are, without the loop's turn."""
+    loop = asyncio.get_running_loop()
+    many = [socket.socketpair() for _ in range(readers_module._BATCH * 2 + 10)]
+    called: asyncio.Queue[int] = asyncio.Queue()
+    try:
+        for index, (ours, theirs) in enumerate(many):
+            ours.setblocking(False)
+            readers(loop).add(ours.fileno(), note(ours, index, called))
+            if index % 50:  # every socket but one in fifty has something to read
+                theirs.send(b"x")
+        readers(loop).read_now()  # no await in between: the loop has no turn
+        got = {called.get_nowait() for _ in range(called.qsize())}
+        assert got == {index for index in range(len(many)) if index % 50}
+    finally:
+        for ours, theirs in many:
+            readers(loop).remove(ours.fileno())
+            ours.close()
+            theirs.close()
+
+
 async def test_data_left_unread_is_reported_again(pairs: list[tuple[socket.socket, socket.socket]]) -> None:
     loop = asyncio.get_running_loop()
     ours, theirs = pairs[0]

@@ -16,16 +16,14 @@ import re
 import socket
 import ssl
 import struct
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Future
 from time import perf_counter
 
 import pytest
 
 from tests import servers
-from tests.servers import HOST, MS, Peer, Request, Server, TLSCertificates
+from tests.servers import HOST, MS, Peer, Request, Server, ServerMaker, TLSCertificates, threaded
 from wsmon.errors import ConnectionClosed, ProxyError
 from wsmon.ws import stamped, stamps
 from wsmon.ws.connection import ClientConnection
@@ -111,9 +109,6 @@ class Sink(asyncio.Protocol):
         self.lost.set_result(exc)
 
 
-ServerMaker = Callable[[], contextlib.AbstractAsyncContextManager[Server]]
-
-
 def conforming(secure: bool, certificates: TLSCertificates) -> ServerMaker:
     """A maker of conforming servers: wss:// with a private CA's certificate, or ws://."""
     return functools.partial(servers.tls_server, certificates) if secure else servers.echo_server
@@ -152,27 +147,6 @@ async def open_ws(
     assert conn.opened is not None
     await asyncio.wait_for(conn.opened, WAIT)
     return conn, transport
-
-
-@contextlib.asynccontextmanager
-async def threaded(make: ServerMaker) -> AsyncIterator[Server]:
-    """Run the server ``make`` gives on its own event loop in another thread."""
-    ready: Future[tuple[Server, asyncio.AbstractEventLoop, asyncio.Event]] = Future()
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        async with make() as server:
-            ready.set_result((server, asyncio.get_running_loop(), stop))
-            await stop.wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),))
-    thread.start()
-    server, loop, stop = await asyncio.wrap_future(ready)
-    try:
-        yield server
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        await asyncio.to_thread(thread.join, WAIT)  # this loop keeps running: it may have closing to do
 
 
 async def eventually(condition: Callable[[], object]) -> None:

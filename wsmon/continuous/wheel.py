@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from wsmon.ws.readers import readers
+
 __all__ = ["TICK", "PingWheel", "WheelMember"]
 
 
@@ -73,7 +75,13 @@ class PingWheel:
 
     def _tick(self) -> None:
         now = self._loop.time()
-        self._on_lag(now - self._due)
+        late = now - self._due
+        self._on_lag(late)
+        if late > TICK:
+            # The loop was held (a stall, a suspended host): the pongs that came meanwhile are
+            # read first, with their kernel stamps, or a ping answered in time would be judged
+            # unanswered below (uvloop runs timers before it reads).
+            readers(self._loop).read_now()
         slots = self._slots
         # Every slot whose time has come, several after a stall: the pings go out late, but
         # each carries its own send time, so the round trips stay true.

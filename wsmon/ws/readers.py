@@ -13,6 +13,7 @@ called again at the next turn. Where there is no epoll (not Linux), ``loop.add_r
 
     readers(loop).add(fd, callback)    # callback() whenever fd is readable
     readers(loop).remove(fd)           # before the socket is closed
+    readers(loop).read_now()           # every readable socket's callback, now
 """
 
 from __future__ import annotations
@@ -73,16 +74,30 @@ class EpollReaders:
     def __len__(self) -> int:
         return len(self._callbacks)
 
-    def _ready(self) -> None:
+    def read_now(self) -> None:
+        """Run the callbacks of every socket readable now, not waiting for the loop's turn.
+
+        For the ping wheel when it runs late: uvloop runs timers before reading, so after a long
+        stall the wheel would judge pings unanswered whose pongs wait in the kernel, in time.
+        Every ready socket is read, batch after batch (the loop's turn reads one batch).
+        """
+        for _ in range(len(self._callbacks) // _BATCH + 1):
+            if self._ready() < _BATCH:
+                return
+
+    def _ready(self) -> int:
+        """Run the callbacks of one batch of readable sockets; how many there were."""
         epoll, callbacks = self._epoll, self._callbacks
         if epoll is None:
-            return
-        for fd, _ in epoll.poll(0, _BATCH):
+            return 0
+        ready = epoll.poll(0, _BATCH)
+        for fd, _ in ready:
             # A callback may have removed another socket of the batch (or closed it and
             # reused its number: a spurious call, which a non-blocking read shrugs off).
             callback = callbacks.get(fd)
             if callback is not None:
                 callback()
+        return len(ready)
 
     def _close(self) -> None:
         epoll, self._epoll = self._epoll, None
@@ -109,6 +124,9 @@ class LoopReaders:
 
     def remove(self, fd: int) -> None:
         self._loop.remove_reader(fd)
+
+    def read_now(self) -> None:
+        """Nothing: the loop's own readers cannot be run out of their turn."""
 
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, EpollReaders] = weakref.WeakKeyDictionary()
