@@ -1783,7 +1783,7 @@ def print_report(r: dict[str, Any]) -> None:
 
     print()
     row("goal", "measured", "goal", "verdict")
-    cw_after, go_after = r["cpu_window_after"], r["gopersist_after"]
+    go_after = r["gopersist_after"]
     cores = f"({cw['cores']:.3f}+{cw_after['cores']:.3f}) / ({go['cores']:.3f}+{go_after['cores']:.3f})"
     row(
         "persistent CPU, wsmon / gopersist (both CPU windows)",

@@ -99,6 +99,7 @@ class FakeTransport(asyncio.Transport):
         self.closed = False  # close(): the connection is to end once written data is out
         self.aborted = False  # abort(): dropped at once
         self.gone = False  # lose() reported connection_lost
+        self._slow: tuple[FakeClock, list[float]] | None = None  # take_time()'s
         protocol.connection_made(self)
 
     # What the connection does to it.
@@ -106,6 +107,14 @@ class FakeTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self.is_closing():  # as asyncio's transports: nothing goes out once closing
             self.written += data
+        if self._slow is not None and self._slow[1]:
+            clock, takes = self._slow
+            clock.advance(takes.pop())
+
+    def take_time(self, clock: FakeClock, *seconds: float) -> None:
+        """The next writes return the next of ``seconds`` later on ``clock`` (the data goes out at
+        once): wsmon preempted in a send system call."""
+        self._slow = (clock, list(reversed(seconds)))
 
     def is_closing(self) -> bool:
         return self.closed or self.aborted

@@ -193,18 +193,6 @@ async def test_our_ping_goes_out_masked_and_reports_its_send_time(clock: FakeClo
     assert transport.frames() == [(OP_PING, b"\x00\x00\x00\x07")]
 
 
-class SlowWrites(FakeTransport):
-    """Each write takes ``seconds`` of the test's clock, as a send preempted on its way."""
-
-    def __init__(self, protocol: asyncio.Protocol, clock: FakeClock, seconds: float) -> None:
-        self.clock, self.seconds = clock, seconds
-        super().__init__(protocol)
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        super().write(data)
-        self.clock.advance(self.seconds)
-
-
 @pytest.mark.parametrize(
     ("seconds", "timed"),
     [(0.0, True), (SEND_DOUBT * 0.9, True), (SEND_DOUBT * 1.1, False), (3 * MS, False)],
@@ -215,7 +203,8 @@ async def test_a_ping_whose_send_took_too_long_is_not_timed(
 ) -> None:
     monkeypatch.setattr(stamps, "tally", stamps.Tally())
     conn = RecordingConnection(b"GET / HTTP/1.1\r\n\r\n", "key", asyncio.get_running_loop())
-    transport = SlowWrites(conn, clock, seconds)
+    transport = FakeTransport(conn)
+    transport.take_time(clock, seconds, seconds)  # the ping's send, then the message's
     began = clock.now
     assert conn.send_ping(b"\x00\x00\x00\x01") == (began if timed else None)
     assert transport.frames() == [(OP_PING, b"\x00\x00\x00\x01")]  # it went out all the same

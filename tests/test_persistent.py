@@ -333,17 +333,10 @@ async def test_a_ping_is_timed_by_its_pong(rig: Rig) -> None:
     assert transport.frames()[-1] == (OP_PING, b"\x00\x00\x00\x02")
 
 
-async def test_the_pong_to_a_ping_sent_late_counts_but_is_not_timed(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_pong_to_a_ping_sent_late_counts_but_is_not_timed(rig: Rig) -> None:
     """wsmon preempted while sending: the pong proves the connection, its round trip is unknown."""
     transport = await connected(rig)
-    write, delays = transport.write, [2 * MS]
-
-    def preempted(data: bytes | bytearray | memoryview) -> None:
-        write(data)
-        if delays:  # the send system call returned this much after the clock was read
-            rig.clock.advance(delays.pop())
-
-    monkeypatch.setattr(transport, "write", preempted)
+    transport.take_time(rig.clock, 2 * MS)  # the send system call returned this much after the clock was read
     rig.target.tick()
     transport.feed(pong_for_last_ping(transport))
     assert (rig.state.pings_ok, rig.state.last_ping_ok, rig.state.last_rtt) == (1, True, None)
@@ -356,19 +349,11 @@ async def test_the_pong_to_a_ping_sent_late_counts_but_is_not_timed(rig: Rig, mo
     assert rig.state.window.samples(rig.clock.now) == [pytest.approx(3 * MS)]
 
 
-async def test_a_ping_sent_late_and_never_answered_times_out_like_any_other(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_ping_sent_late_and_never_answered_times_out_like_any_other(rig: Rig) -> None:
     """Untimed or not, a ping's deadline runs from its send (for an untimed one, from when the
     send returned)."""
     transport = await connected(rig)
-    write = transport.write
-
-    def preempted(data: bytes | bytearray | memoryview) -> None:
-        write(data)
-        rig.clock.advance(2 * MS)  # the send system call returned this much after the clock was read
-
-    monkeypatch.setattr(transport, "write", preempted)
+    transport.take_time(rig.clock, 2 * MS)  # the send system call returned this much after the clock was read
     rig.target.tick()
     rig.clock.advance(TIMEOUT - 1 * MS)
     rig.target.tick()
