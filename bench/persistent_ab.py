@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from persistent_load import (
-    PORTS_PER_SERVER,
     LogWatch,
     Processes,
     cpu_seconds,
+    descriptors_for,
     ensure_multiecho,
     raise_nofile,
     start_servers,
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of a window (default 20)")
     args = parser.parse_args()
     n = args.targets
-    raise_nofile(max(min(PORTS_PER_SERVER, n) * 2, n) + 1000)  # per process: wsmon's sockets, a server's two a port
+    raise_nofile(descriptors_for(n))
     ensure_multiecho()
     tmp = Path(tempfile.mkdtemp(prefix="wsmon-ab-", dir="/tmp"))
     print(f"work files in {tmp}", file=sys.stderr)

@@ -188,6 +188,12 @@ def wall_minus_monotonic() -> float:
 # --- processes --------------------------------------------------------------------------------
 
 
+def descriptors_for(targets: int) -> int:
+    """File descriptors a process of the benchmark may need: wsmon a socket per target, a
+    multiecho two per port (a listener and a connection) of its PORTS_PER_SERVER."""
+    return max(min(PORTS_PER_SERVER, targets) * 2, targets) + 1000
+
+
 def raise_nofile(need: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < need:
@@ -1071,7 +1077,7 @@ def conditions_of(args: argparse.Namespace) -> list[Condition]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n, seconds = args.targets, args.seconds
-    raise_nofile(max(min(PORTS_PER_SERVER, n) * 2, n) + 1000)
+    raise_nofile(descriptors_for(n))
     ensure_goref()
     ensure_multiecho()
     ensure_gopersist()
